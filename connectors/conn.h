@@ -1,0 +1,62 @@
+/* conn.h — co-sell registry look-ups: one backend per system behind one ops struct.
+ *
+ * Like curl's TLS backends, every connector (file, none, ace, partner_center, gcp) fills in
+ * a conn_backend; gate/ never names a specific backend. A conn_set is built from one config
+ * snapshot: one opened backend per [cloud:*] plus a shared TTL cache (positive and negative
+ * TTLs from the cloud's config; concurrent look-ups of the same key share one upstream call).
+ * conn_lookup() looks up the clouds of one deal in parallel and returns within budget_ms.
+ */
+#ifndef DG_CONN_H
+#define DG_CONN_H
+
+#include <stddef.h>
+
+#include "config/cfg.h"
+#include "config/err.h"
+#include "rules/model.h"
+
+typedef struct conn_backend {
+    const char *name; /* "file", "none", "ace", "partner_center", "gcp" */
+    /* Returns 1 if id has this system's registration-id syntax (checked before any call). */
+    int (*valid_id)(const char *id);
+    /* Opens an instance for cc; base_dir is the INI file's folder (for relative paths).
+     * Returns DG_OK and *state, or an error with a one-line message in err. */
+    dg_err (*open)(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
+                   size_t errlen);
+    void (*close)(void *state);
+    /* Looks up registration `id`. Sets out->lookup FOUND or NOT_FOUND and the record's
+     * fields (status, crm_id, created_at, origin) and returns DG_OK; on failure sets
+     * out->lookup FAILED and out->error, and returns the error. timeout_ms bounds the call. */
+    dg_err (*by_id)(void *state, const char *id, int timeout_ms, dg_reg_fact *out);
+    /* Looks up the registration whose record carries CRM opportunity id crm_id (may be
+     * NULL for backends that cannot: then NOT_FOUND means "no registration"). */
+    dg_err (*by_crm_id)(void *state, const char *crm_id, int timeout_ms, dg_reg_fact *out);
+    /* Optional: writes one line of health ("ok", "index 1234 records, 5 s old", last error)
+     * into buf. NULL if the backend has nothing to say. */
+    void (*health)(void *state, char *buf, size_t n);
+} conn_backend;
+
+/* The backend for a connector kind; never NULL for a valid kind. */
+const conn_backend *conn_backend_for(cfg_connector kind);
+
+typedef struct conn_set conn_set;
+
+/* Opens every cloud of c. Borrows c for the set's lifetime. Returns DG_OK and *out (free
+ * with conn_set_free), or the first error with "cloud:KEY: message" in err. */
+dg_err conn_set_new(const struct cfg *c, conn_set **out, char *err, size_t errlen);
+void conn_set_free(conn_set *s);
+
+/* Looks up the registrations of e for the given clouds, in parallel, all within budget_ms
+ * (each call also within its cloud's timeout_ms). Appends exactly one dg_reg_fact per cloud
+ * to f->regs (in the order of `clouds`): by the CRM's registration id when e holds one for
+ * that cloud (checked against the backend's syntax first: a bad id is NOT_FOUND with error
+ * "invalid ... id"), else by e->opp_id. Results are cached per the cloud's TTLs.
+ * Returns DG_OK (individual failures are in the facts) or DG_ENOMEM. */
+dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, size_t n,
+                   int budget_ms, dg_facts *f);
+
+/* Writes a JSON object {"<cloud>": {"connector": "...", "status": "ok"|"...", ...}} into
+ * buf describing upstream health; never contains a secret. Returns length. */
+size_t conn_health_json(conn_set *s, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,104 @@
+/* dlog.h — the decision log: one small interface over SQLite (WAL) in [server] data_dir.
+ *
+ * A writer thread owns the write connection and commits queued rows in batches, so many
+ * concurrent decisions share one sync; dlog_append() returns only after the row is
+ * committed (or failed). Reads use their own connections. Per-deal current state
+ * (`deals`) and per-day counters (`daily`) are kept up to date in the same transaction, so
+ * the manager page and KPIs read a few rows. The interface is kept small (append, find by
+ * id or event id, query, deal state) so a PostgreSQL backend would be a second
+ * implementation, not a rewrite. Schema: docs/internals/decision-log.md.
+ */
+#ifndef DG_DLOG_H
+#define DG_DLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/err.h"
+
+typedef struct dlog dlog;
+
+/* One decision row. All strings borrowed (may be NULL unless noted). */
+typedef struct {
+    const char *id;           /* required, "dg_" + 26 chars */
+    int64_t time_ms;          /* unix ms */
+    const char *adapter;      /* required: "stage" | "salesforce" | "hubspot" | "import" */
+    const char *event_id;     /* idempotency key within adapter; NULL if none */
+    const char *body_hash;    /* hex SHA-256 of the canonical event (for 409 detection) */
+    const char *opp_id;       /* required */
+    const char *pipeline;     /* pipeline name */
+    const char *name, *account, *owner;
+    int has_amount;
+    int64_t amount;           /* minor units */
+    const char *currency;
+    const char *clouds_json;  /* JSON array of cloud keys */
+    const char *from_stage, *from_raw, *to_stage, *to_raw;
+    const char *outcome;      /* "allow" | "block" */
+    const char *mode;         /* "enforce" | "report" */
+    const char *message;
+    const char *reasons_json, *warnings_json, *registrations_json; /* JSON arrays */
+    const char *config_version;
+    int64_t latency_us;
+    int gated;                /* a rule applied to this move */
+    int won, lost;            /* to_stage is a won / lost stage */
+    const char *decision_json; /* required: the full decision object as answered */
+} dlog_decision;
+
+/* Opens (creating if needed) data_dir/dealgate.db, sets WAL, creates/migrates the schema
+ * and starts the writer thread. Returns DG_OK and *out (close with dlog_close), or DG_EDB /
+ * DG_EIO with a message in err. */
+dg_err dlog_open(const char *data_dir, dlog **out, char *err, size_t errlen);
+
+/* Stops the writer after committing everything queued, and closes. NULL is a no-op. */
+void dlog_close(dlog *l);
+
+/* Appends d and waits until it is committed. Returns DG_OK; DG_EEXISTS if (adapter,
+ * event_id) is already logged (nothing written); DG_EDB if the log cannot be written
+ * (the caller answers 503). Safe from any thread. */
+dg_err dlog_append(dlog *l, const dlog_decision *d, char *err, size_t errlen);
+
+/* Finds the decision logged for (adapter, event_id). Returns DG_OK with *decision_json and
+ * *body_hash (caller frees both with free()), DG_ENOTFOUND, or DG_EDB. */
+dg_err dlog_find_event(dlog *l, const char *adapter, const char *event_id, char **decision_json,
+                       char **body_hash);
+
+/* Finds the last decision for opp_id whose body_hash equals body_hash and whose time is at
+ * or after since_ms (HubSpot webhooks without an id). DG_OK with *decision_json, or
+ * DG_ENOTFOUND / DG_EDB. */
+dg_err dlog_find_recent_body(dlog *l, const char *opp_id, const char *body_hash, int64_t since_ms,
+                             char **decision_json);
+
+/* Returns the decision object with id as JSON (caller frees), DG_ENOTFOUND or DG_EDB. */
+dg_err dlog_get(dlog *l, const char *id, char **decision_json);
+
+/* The deal's current state: last stage (pipeline name), raw value it arrived with, and
+ * retry_since (unix s of the first 503-retry answer since its last decision, 0 if none).
+ * Outputs may be NULL; strings are caller-freed. DG_ENOTFOUND when the deal is unknown. */
+dg_err dlog_deal_state(dlog *l, const char *opp_id, char **last_stage, char **last_raw,
+                       int64_t *retry_since);
+
+/* The raw CRM value deal opp_id last arrived with for `stage` (caller frees), or
+ * DG_ENOTFOUND. */
+dg_err dlog_stage_raw(dlog *l, const char *opp_id, const char *stage, char **raw);
+
+/* Records that a retry (503) was answered for opp_id at now_s, unless one is already
+ * recorded since the deal's last decision. Committed before return. */
+dg_err dlog_note_retry(dlog *l, const char *opp_id, int64_t now_s);
+
+typedef struct {
+    const char *outcome;     /* "allow" | "block" | NULL */
+    const char *owner;       /* exact */
+    const char *opportunity; /* exact opp id */
+    int64_t since_ms;        /* 0 = no bound */
+    int limit;               /* 1..500, default 50 */
+    const char *cursor;      /* opaque, from a previous page's next_cursor, or NULL */
+} dlog_filter;
+
+/* Newest first. Writes {"decisions": [...], "next_cursor": "..."|null} (caller frees).
+ * Returns DG_OK, DG_EINVAL (bad cursor: message in err), or DG_EDB. */
+dg_err dlog_query(dlog *l, const dlog_filter *q, char **json, char *err, size_t errlen);
+
+/* Returns 1 if the log accepted its last write (for /readyz), else 0. */
+int dlog_healthy(dlog *l);
+
+#endif

@@ -1,0 +1,34 @@
+/* rules.h — pure evaluation of registration rules: (cfg, event, facts, now) -> decision.
+ *
+ * No I/O, no clock reads: the caller passes `now` and everything the connectors and the
+ * decision log found. The semantics are DESIGN.md's "Canonical event and decision"; the
+ * choices made where it is silent are in docs/internals/rules.md.
+ */
+#ifndef DG_RULES_H
+#define DG_RULES_H
+
+#include <stdint.h>
+
+#include "config/cfg.h"
+#include "config/err.h"
+#include "rules/model.h"
+
+/* Which clouds of event e need a registration look-up for this move, given the deal's last
+ * stage from the log (NULL if none). Fills *clouds with cloud keys (borrowed from e, caller
+ * frees only the array with free()) and *n. None when the move is not gated. Returns DG_OK
+ * or DG_ENOMEM. */
+dg_err rules_lookup_clouds(const struct cfg *c, const dg_event *e, const char *last_stage,
+                           const char ***clouds, size_t *n);
+
+/* Decides the move described by e. facts->regs holds one fact per cloud that
+ * rules_lookup_clouds named (a cloud without a fact counts as a failed look-up).
+ * `now` is unix seconds. Fills *out (caller frees with dg_decision_free()).
+ * Returns DG_OK, DG_ENOMEM, or DG_EINVAL with a message naming the field
+ * (e.g. an unknown pipeline). */
+dg_err rules_decide(const struct cfg *c, const dg_event *e, const dg_facts *f, int64_t now,
+                    dg_decision *out, char *err, size_t errlen);
+
+/* Name of an outcome: "allow", "block", "retry". */
+const char *rules_outcome_name(dg_outcome o);
+
+#endif
