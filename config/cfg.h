@@ -95,7 +95,8 @@ typedef struct cfg_cloud {
     int cache_ttl_s;         /* default 300 */
     int negative_cache_ttl_s; /* default 30 */
     char *token_url, *client_id, *client_secret, *refresh_token; /* partner_center */
-    char *path;              /* file: registrations CSV, relative to the INI file's folder */
+    char *path;              /* file: registrations CSV; relative paths (like data_dir and
+                                @secret paths) resolve against the working directory */
     char *partner_id, *access_token; /* gcp */
 } cfg_cloud;
 

@@ -19,7 +19,7 @@ typedef struct conn_backend {
     const char *name; /* "file", "none", "ace", "partner_center", "gcp" */
     /* Returns 1 if id has this system's registration-id syntax (checked before any call). */
     int (*valid_id)(const char *id);
-    /* Opens an instance for cc; base_dir is the INI file's folder (for relative paths).
+    /* Opens an instance for cc; base_dir is NULL (paths resolve against the working dir).
      * Returns DG_OK and *state, or an error with a one-line message in err. */
     dg_err (*open)(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
                    size_t errlen);

@@ -98,6 +98,33 @@ typedef struct {
  * Returns DG_OK, DG_EINVAL (bad cursor: message in err), or DG_EDB. */
 dg_err dlog_query(dlog *l, const dlog_filter *q, char **json, char *err, size_t errlen);
 
+/* One checked commission line (issue: comp checks). Strings borrowed. */
+typedef struct {
+    const char *id;          /* required, "cc_" + 26 chars */
+    int64_t time_ms;
+    const char *batch_id;    /* one id per HTTP request */
+    const char *deal_id, *rep, *channel, *cloud, *currency;
+    int violation;           /* 1 if any violation code */
+    const char *codes_json;  /* JSON array of codes (violations and warnings) */
+    const char *shortfall;   /* exact decimal string, "0.00" when none */
+    const char *result_json; /* required: the line's result object */
+} dlog_comp_line;
+
+/* Appends n lines in one transaction and waits for the commit. DG_OK or DG_EDB. */
+dg_err dlog_append_comp(dlog *l, const dlog_comp_line *lines, size_t n, char *err, size_t errlen);
+
+typedef struct {
+    const char *rep;      /* exact, or NULL */
+    int64_t since_ms;     /* 0 = no bound */
+    int violations_only;
+    int limit;            /* 1..500, default 50 */
+    const char *cursor;
+} dlog_comp_filter;
+
+/* Newest first: {"checks": [result objects with "id", "time"], "next_cursor": ...|null}. */
+dg_err dlog_query_comp(dlog *l, const dlog_comp_filter *q, char **json, char *err,
+                       size_t errlen);
+
 /* Returns 1 if the log accepted its last write (for /readyz), else 0. */
 int dlog_healthy(dlog *l);
 
