@@ -1,0 +1,189 @@
+/* json.c — strict JSON intake on top of cJSON.
+ *
+ * Before cJSON sees a body, one linear pass checks what cJSON would let through silently:
+ * NUL characters (raw or as \u0000, which cJSON cuts strings at), invalid UTF-8 in
+ * strings, and nesting deeper than JSON_MAX_DEPTH. After parsing, a walk over the tree
+ * refuses duplicate keys. Malformed JSON is reported with the byte offset cJSON stopped at.
+ */
+#include "gate/json.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/money.h"
+
+#define JSON_MAX_DEPTH 64
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
+    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+    return len;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* The pre-pass: NULs, UTF-8, depth. Syntax errors are left to cJSON. */
+static dg_err json_prescan(const char *body, size_t len, char *err, size_t errlen)
+{
+    const unsigned char *s = (const unsigned char *)body;
+    int in_str = 0, depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = s[i];
+        if (c == 0)
+            return dg_errf(err, errlen, DG_EINVAL, "NUL character at byte %zu is not allowed", i);
+        if (in_str) {
+            if (c == '"') {
+                in_str = 0;
+            } else if (c == '\\' && i + 1 < len) {
+                if (s[i + 1] == 'u' && i + 5 < len) {
+                    int v = 0, ok = 1;
+                    for (size_t k = 2; k < 6; k++) {
+                        int h = hexval(s[i + k]);
+                        if (h < 0) ok = 0;
+                        v = (v << 4) | (h < 0 ? 0 : h);
+                    }
+                    if (ok && v == 0)
+                        return dg_errf(err, errlen, DG_EINVAL,
+                                       "\\u0000 at byte %zu is not allowed in a string", i);
+                }
+                i++;
+            } else if (c >= 0x80) {
+                size_t n = utf8_seq(s + i, len - i);
+                if (n == 0)
+                    return dg_errf(err, errlen, DG_EINVAL, "invalid UTF-8 at byte %zu", i);
+                i += n - 1;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > JSON_MAX_DEPTH)
+                return dg_errf(err, errlen, DG_EINVAL, "JSON nested deeper than %d at byte %zu",
+                               JSON_MAX_DEPTH, i);
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return DG_OK;
+}
+
+/* Refuses duplicate keys anywhere in the tree; path names the object in messages. */
+static dg_err json_no_dups(const cJSON *node, char *path, size_t pathcap, char *err,
+                           size_t errlen)
+{
+    if (!cJSON_IsObject(node) && !cJSON_IsArray(node)) return DG_OK;
+    size_t plen = strlen(path);
+    int idx = 0;
+    for (const cJSON *a = node->child; a; a = a->next, idx++) {
+        if (cJSON_IsObject(node)) {
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                    return dg_errf(err, errlen, DG_EINVAL, "duplicate key \"%s\" in %s",
+                                   a->string, plen ? path : "the body");
+            snprintf(path + plen, pathcap - plen, "%s%s", plen ? "." : "",
+                     a->string ? a->string : "");
+        } else {
+            snprintf(path + plen, pathcap - plen, "[%d]", idx);
+        }
+        dg_err rc = json_no_dups(a, path, pathcap, err, errlen);
+        path[plen] = '\0';
+        if (rc != DG_OK) return rc;
+    }
+    return DG_OK;
+}
+
+dg_err gate_json_parse(const char *body, size_t len, cJSON **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    dg_err rc = json_prescan(body, len, err, errlen);
+    if (rc != DG_OK) return rc;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (root == NULL) {
+        size_t off = end && end >= body ? (size_t)(end - body) : 0;
+        if (off > len) off = len;
+        return dg_errf(err, errlen, DG_EPARSE, "malformed JSON at byte %zu", off);
+    }
+    /* Trailing content after the value (other than white space) is malformed too. */
+    size_t off = (size_t)(end - body);
+    while (off < len && (body[off] == ' ' || body[off] == '\t' || body[off] == '\n' ||
+                         body[off] == '\r'))
+        off++;
+    if (off < len) {
+        cJSON_Delete(root);
+        return dg_errf(err, errlen, DG_EPARSE, "malformed JSON at byte %zu: trailing data", off);
+    }
+    char path[256] = "";
+    rc = json_no_dups(root, path, sizeof path, err, errlen);
+    if (rc != DG_OK) {
+        cJSON_Delete(root);
+        return rc;
+    }
+    *out = root;
+    return DG_OK;
+}
+
+dg_err gate_json_str(const cJSON *obj, const char *path, const char *key, size_t max_len,
+                     const char **val, char *err, size_t errlen)
+{
+    *val = NULL;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (it == NULL || cJSON_IsNull(it)) return DG_OK;
+    const char *dot = (path && *path) ? "." : "";
+    if (!cJSON_IsString(it))
+        return dg_errf(err, errlen, DG_EINVAL, "field %s%s%s must be a string", path ? path : "",
+                       dot, key);
+    if (max_len && strlen(it->valuestring) > max_len)
+        return dg_errf(err, errlen, DG_EINVAL, "field %s%s%s is longer than %zu characters",
+                       path ? path : "", dot, key, max_len);
+    *val = it->valuestring;
+    return DG_OK;
+}
+
+dg_err gate_json_amount(const cJSON *item, const char *field, int exponent, int64_t *minor,
+                        char *err, size_t errlen)
+{
+    char msg[160];
+    dg_err rc;
+    if (cJSON_IsString(item)) {
+        rc = dg_amount_parse(item->valuestring, strlen(item->valuestring), exponent, 0, minor, msg,
+                             sizeof msg);
+    } else if (cJSON_IsNumber(item)) {
+        rc = dg_amount_from_double(item->valuedouble, exponent, minor, msg, sizeof msg);
+    } else {
+        return dg_errf(err, errlen, DG_EINVAL, "field %s must be a decimal string", field);
+    }
+    if (rc != DG_OK) return dg_errf(err, errlen, DG_EINVAL, "field %s: %s", field, msg);
+    return DG_OK;
+}
