@@ -5,12 +5,14 @@
 #include <stdio.h>
 
 static const char *const err_names[] = {
+    "DG_OK",
 #define DG_ERR_NAME(name, msg) "DG_E" #name,
     DG_ERR_MAP(DG_ERR_NAME)
 #undef DG_ERR_NAME
 };
 
 static const char *const err_msgs[] = {
+    "success",
 #define DG_ERR_MSG(name, msg) msg,
     DG_ERR_MAP(DG_ERR_MSG)
 #undef DG_ERR_MSG

@@ -11,7 +11,6 @@
 #include <stddef.h>
 
 #define DG_ERR_MAP(X)                                                                              \
-    X(OK, "success")                                                                               \
     X(NOMEM, "out of memory")                                                                      \
     X(INVAL, "invalid input")                                                                      \
     X(PARSE, "cannot parse")                                                                       \
@@ -32,6 +31,7 @@
     X(INTERNAL, "internal error")
 
 typedef enum {
+    DG_OK = 0,
 #define DG_ERR_ENUM(name, msg) DG_E##name,
     DG_ERR_MAP(DG_ERR_ENUM)
 #undef DG_ERR_ENUM
