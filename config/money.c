@@ -75,7 +75,7 @@ static int acc_digit(int64_t *v, int d)
 /* Scans s[0..len) (already trimmed) as [-]digits[.digits] into value × 10^scale.
  * thousands: accept comma groups in the integer part. *neg_seen reports a leading '-'
  * (the value itself may be 0 for "-0"). Returns DG_EPARSE, DG_ERANGE (a non-zero digit
- * beyond `scale`), DG_EOVERFLOW or DG_EOK. `what` names the thing in messages. */
+ * beyond `scale`), DG_EOVERFLOW or DG_OK. `what` names the thing in messages. */
 static dg_err scan_decimal(const char *s, size_t len, int scale, int thousands, int64_t *out,
                            int *neg_seen, const char *what, char *err, size_t errlen)
 {
@@ -139,7 +139,7 @@ static dg_err scan_decimal(const char *s, size_t len, int scale, int thousands, 
 
     *out = neg ? -v : v;
     if (neg_seen) *neg_seen = neg;
-    return DG_EOK;
+    return DG_OK;
 }
 
 dg_err dg_amount_parse(const char *s, size_t len, int exponent, unsigned flags, int64_t *minor,
@@ -214,10 +214,10 @@ dg_err dg_money_parse(const char *s, const char *default_ccy, dg_money *out, cha
 
     int64_t minor;
     dg_err e = dg_amount_parse(num, numlen, dg_ccy_exponent(ccy), 0, &minor, err, errlen);
-    if (e != DG_EOK) return e;
+    if (e != DG_OK) return e;
     out->minor = minor;
     memcpy(out->ccy, ccy, 4);
-    return DG_EOK;
+    return DG_OK;
 }
 
 /* Rewrites a "%g" text (maybe "1.5e+07", "-2e-05") as plain decimal digits into buf.
@@ -309,12 +309,12 @@ dg_err dg_amount_from_double(double x, int exponent, int64_t *minor, char *err, 
                        "amount %.40s has more than %d decimal place%s; send it as a decimal "
                        "string with at most %d",
                        plain, exponent, exponent == 1 ? "" : "s", exponent);
-    if (e != DG_EOK)
+    if (e != DG_OK)
         return dg_errf(err, errlen, e == DG_EOVERFLOW ? DG_ERANGE : e,
                        "%s; send the amount as "
                        "a decimal string",
                        sub);
-    return DG_EOK;
+    return DG_OK;
 }
 
 /* Writes minor as a decimal with a '.' before the last `exponent` digits
@@ -384,9 +384,9 @@ dg_err dg_rate_parse(const char *s, size_t len, dg_rate_bare bare, dg_rate *out,
             int64_t v;
             char sub[96];
             dg_err e = scan_decimal(s, len, 9, 0, &v, NULL, "rate", sub, sizeof sub);
-            if (e == DG_EOK && v == 0) {
+            if (e == DG_OK && v == 0) {
                 *out = 0;
-                return DG_EOK;
+                return DG_OK;
             }
             if (e == DG_EPARSE) return dg_errf(err, errlen, e, "%s", sub);
             return dg_errf(err, errlen, DG_EINVAL,
@@ -400,7 +400,7 @@ dg_err dg_rate_parse(const char *s, size_t len, dg_rate_bare bare, dg_rate *out,
     char sub[96];
     dg_err e = scan_decimal(s, len, scale, 0, &v, &neg, "rate", sub, sizeof sub);
     if (e == DG_EOVERFLOW) return dg_errf(err, errlen, DG_ERANGE, "rate is above 1000%%");
-    if (e != DG_EOK) {
+    if (e != DG_OK) {
         if (e == DG_ERANGE)
             return dg_errf(err, errlen, DG_EPARSE,
                            "rate has too many decimal places (at most %d%s)", scale,
@@ -411,7 +411,7 @@ dg_err dg_rate_parse(const char *s, size_t len, dg_rate_bare bare, dg_rate *out,
     /* A percent scanned with 7 decimals is already in parts per 10^9. */
     if (v > RATE_MAX) return dg_errf(err, errlen, DG_ERANGE, "rate is above 1000%%");
     *out = v;
-    return DG_EOK;
+    return DG_OK;
 }
 
 size_t dg_rate_format(dg_rate r, char *buf, size_t n)
@@ -468,7 +468,7 @@ dg_err dg_amount_mul_rates(int64_t minor, dg_rate r1, dg_rate r2, dg_rounding mo
     if (2 * arem > d || (2 * arem == d && (mode == DG_ROUND_HALF_UP || (q % 2) != 0))) q += sign;
     if (q > INT64_MAX || q < INT64_MIN) return DG_EOVERFLOW;
     *out = (int64_t)q;
-    return DG_EOK;
+    return DG_OK;
 }
 
 dg_err dg_amount_add(int64_t a, int64_t b, int64_t *out)
@@ -476,7 +476,7 @@ dg_err dg_amount_add(int64_t a, int64_t b, int64_t *out)
     int64_t r;
     if (__builtin_add_overflow(a, b, &r)) return DG_EOVERFLOW;
     *out = r;
-    return DG_EOK;
+    return DG_OK;
 }
 
 dg_err dg_amount_sub(int64_t a, int64_t b, int64_t *out)
@@ -484,5 +484,5 @@ dg_err dg_amount_sub(int64_t a, int64_t b, int64_t *out)
     int64_t r;
     if (__builtin_sub_overflow(a, b, &r)) return DG_EOVERFLOW;
     *out = r;
-    return DG_EOK;
+    return DG_OK;
 }

@@ -49,26 +49,26 @@ static void test_amount_parse(void **state)
 {
     (void)state;
     int64_t v = 0;
-    assert_int_equal(amt("120000.00", 2, 0, &v), DG_EOK);
+    assert_int_equal(amt("120000.00", 2, 0, &v), DG_OK);
     assert_int_equal(v, 12000000);
-    assert_int_equal(amt("  12.5 ", 2, 0, &v), DG_EOK);
+    assert_int_equal(amt("  12.5 ", 2, 0, &v), DG_OK);
     assert_int_equal(v, 1250);
-    assert_int_equal(amt("7", 2, 0, &v), DG_EOK);
+    assert_int_equal(amt("7", 2, 0, &v), DG_OK);
     assert_int_equal(v, 700);
-    assert_int_equal(amt("-0.01", 2, 0, &v), DG_EOK);
+    assert_int_equal(amt("-0.01", 2, 0, &v), DG_OK);
     assert_int_equal(v, -1);
-    assert_int_equal(amt("-0", 2, 0, &v), DG_EOK);
+    assert_int_equal(amt("-0", 2, 0, &v), DG_OK);
     assert_int_equal(v, 0);
     /* every exponent */
-    assert_int_equal(amt("1500", 0, 0, &v), DG_EOK);
+    assert_int_equal(amt("1500", 0, 0, &v), DG_OK);
     assert_int_equal(v, 1500);
     assert_int_equal(amt("1500.5", 0, 0, &v), DG_ERANGE);
-    assert_int_equal(amt("1.234", 3, 0, &v), DG_EOK);
+    assert_int_equal(amt("1.234", 3, 0, &v), DG_OK);
     assert_int_equal(v, 1234);
     assert_int_equal(amt("1.2345", 3, 0, &v), DG_ERANGE);
     assert_int_equal(amt("1.005", 2, 0, &v), DG_ERANGE);
     /* zeros beyond the exponent change nothing and are accepted */
-    assert_int_equal(amt("1500.00", 0, 0, &v), DG_EOK);
+    assert_int_equal(amt("1500.00", 0, 0, &v), DG_OK);
     assert_int_equal(v, 1500);
     /* malformed */
     assert_int_equal(amt("", 2, 0, &v), DG_EPARSE);
@@ -84,7 +84,7 @@ static void test_amount_parse(void **state)
     assert_int_equal(amt("0x10", 2, 0, &v), DG_EPARSE);
     /* length-bounded: only the first 3 bytes count */
     char err[128];
-    assert_int_equal(dg_amount_parse("123456", 3, 0, 0, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_parse("123456", 3, 0, 0, &v, err, sizeof err), DG_OK);
     assert_int_equal(v, 123);
     /* error text */
     assert_int_equal(dg_amount_parse("1.005", 5, 2, 0, &v, err, sizeof err), DG_ERANGE);
@@ -95,17 +95,17 @@ static void test_amount_limits(void **state)
 {
     (void)state;
     int64_t v = 0;
-    assert_int_equal(amt("92233720368547758.07", 2, 0, &v), DG_EOK);
+    assert_int_equal(amt("92233720368547758.07", 2, 0, &v), DG_OK);
     assert_true(v == INT64_MAX);
-    assert_int_equal(amt("-92233720368547758.07", 2, 0, &v), DG_EOK);
+    assert_int_equal(amt("-92233720368547758.07", 2, 0, &v), DG_OK);
     assert_true(v == -INT64_MAX);
     assert_int_equal(amt("92233720368547758.08", 2, 0, &v), DG_EOVERFLOW);
-    assert_int_equal(amt("9223372036854775807", 0, 0, &v), DG_EOK);
+    assert_int_equal(amt("9223372036854775807", 0, 0, &v), DG_OK);
     assert_true(v == INT64_MAX);
     assert_int_equal(amt("9223372036854775808", 0, 0, &v), DG_EOVERFLOW);
     assert_int_equal(amt("99999999999999999999999", 0, 0, &v), DG_EOVERFLOW);
     assert_int_equal(amt("9223372036854775.808", 3, 0, &v), DG_EOVERFLOW);
-    assert_int_equal(amt("000000000000000000000000001", 0, 0, &v), DG_EOK);
+    assert_int_equal(amt("000000000000000000000000001", 0, 0, &v), DG_OK);
     assert_int_equal(v, 1);
 }
 
@@ -113,11 +113,11 @@ static void test_thousands(void **state)
 {
     (void)state;
     int64_t v = 0;
-    assert_int_equal(amt("1,250,000.00", 2, DG_AMOUNT_THOUSANDS, &v), DG_EOK);
+    assert_int_equal(amt("1,250,000.00", 2, DG_AMOUNT_THOUSANDS, &v), DG_OK);
     assert_int_equal(v, 125000000);
-    assert_int_equal(amt("-12,345", 0, DG_AMOUNT_THOUSANDS, &v), DG_EOK);
+    assert_int_equal(amt("-12,345", 0, DG_AMOUNT_THOUSANDS, &v), DG_OK);
     assert_int_equal(v, -12345);
-    assert_int_equal(amt("999", 2, DG_AMOUNT_THOUSANDS, &v), DG_EOK);
+    assert_int_equal(amt("999", 2, DG_AMOUNT_THOUSANDS, &v), DG_OK);
     assert_int_equal(v, 99900);
     assert_int_equal(amt("1,250,000.00", 2, 0, &v), DG_EPARSE);
     assert_int_equal(amt("1,25,0", 2, DG_AMOUNT_THOUSANDS, &v), DG_EPARSE);
@@ -134,16 +134,16 @@ static void test_money_parse(void **state)
     (void)state;
     dg_money m;
     char err[128];
-    assert_int_equal(dg_money_parse("10000 USD", "EUR", &m, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_money_parse("10000 USD", "EUR", &m, err, sizeof err), DG_OK);
     assert_int_equal(m.minor, 1000000);
     assert_string_equal(m.ccy, "USD");
-    assert_int_equal(dg_money_parse("JPY 5000", "USD", &m, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_money_parse("JPY 5000", "USD", &m, err, sizeof err), DG_OK);
     assert_int_equal(m.minor, 5000);
     assert_string_equal(m.ccy, "JPY");
-    assert_int_equal(dg_money_parse("9000", "EUR", &m, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_money_parse("9000", "EUR", &m, err, sizeof err), DG_OK);
     assert_int_equal(m.minor, 900000);
     assert_string_equal(m.ccy, "EUR");
-    assert_int_equal(dg_money_parse("1.5 KWD", "USD", &m, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_money_parse("1.5 KWD", "USD", &m, err, sizeof err), DG_OK);
     assert_int_equal(m.minor, 1500);
     assert_int_equal(dg_money_parse("1.5 JPY", "USD", &m, err, sizeof err), DG_ERANGE);
     assert_int_equal(dg_money_parse("100 usd", "USD", &m, err, sizeof err), DG_EINVAL);
@@ -159,24 +159,24 @@ static void test_from_double(void **state)
     (void)state;
     int64_t v = 0;
     char err[200];
-    assert_int_equal(dg_amount_from_double(120000.0, 2, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_from_double(120000.0, 2, &v, err, sizeof err), DG_OK);
     assert_int_equal(v, 12000000);
-    assert_int_equal(dg_amount_from_double(0.1, 2, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_from_double(0.1, 2, &v, err, sizeof err), DG_OK);
     assert_int_equal(v, 10);
-    assert_int_equal(dg_amount_from_double(19.99, 2, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_from_double(19.99, 2, &v, err, sizeof err), DG_OK);
     assert_int_equal(v, 1999);
-    assert_int_equal(dg_amount_from_double(-1234.5, 2, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_from_double(-1234.5, 2, &v, err, sizeof err), DG_OK);
     assert_int_equal(v, -123450);
-    assert_int_equal(dg_amount_from_double(-0.0, 2, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_from_double(-0.0, 2, &v, err, sizeof err), DG_OK);
     assert_int_equal(v, 0);
     /* "%g" writes these in exponent notation: 1e+05, 1.5e+07, 1e+11 */
-    assert_int_equal(dg_amount_from_double(100000.0, 2, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_from_double(100000.0, 2, &v, err, sizeof err), DG_OK);
     assert_int_equal(v, 10000000);
-    assert_int_equal(dg_amount_from_double(15000000.0, 0, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_from_double(15000000.0, 0, &v, err, sizeof err), DG_OK);
     assert_int_equal(v, 15000000);
-    assert_int_equal(dg_amount_from_double(1e11, 3, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_from_double(1e11, 3, &v, err, sizeof err), DG_OK);
     assert_true(v == 100000000000000LL);
-    assert_int_equal(dg_amount_from_double(999999999999.99, 2, &v, err, sizeof err), DG_EOK);
+    assert_int_equal(dg_amount_from_double(999999999999.99, 2, &v, err, sizeof err), DG_OK);
     assert_true(v == 99999999999999LL);
     /* too many decimals, including tiny numbers printed as 1e-05 */
     assert_int_equal(dg_amount_from_double(0.001, 2, &v, err, sizeof err), DG_ERANGE);
@@ -225,7 +225,7 @@ static void test_format(void **state)
     /* round trip through the parser */
     int64_t v;
     dg_amount_format_grouped(125000000, 2, b, sizeof b);
-    assert_int_equal(amt(b, 2, DG_AMOUNT_THOUSANDS, &v), DG_EOK);
+    assert_int_equal(amt(b, 2, DG_AMOUNT_THOUSANDS, &v), DG_OK);
     assert_int_equal(v, 125000000);
 }
 
@@ -239,18 +239,18 @@ static void test_rates(void **state)
 {
     (void)state;
     dg_rate r = -1;
-    assert_int_equal(rate("12.5%", DG_RATE_BARE_ERROR, &r), DG_EOK);
+    assert_int_equal(rate("12.5%", DG_RATE_BARE_ERROR, &r), DG_OK);
     assert_int_equal(r, 125000000);
-    assert_int_equal(rate("0.125", DG_RATE_BARE_ERROR, &r), DG_EOK);
+    assert_int_equal(rate("0.125", DG_RATE_BARE_ERROR, &r), DG_OK);
     assert_int_equal(r, 125000000);
-    assert_int_equal(rate("3%", DG_RATE_BARE_ERROR, &r), DG_EOK);
+    assert_int_equal(rate("3%", DG_RATE_BARE_ERROR, &r), DG_OK);
     assert_int_equal(r, 30000000);
-    assert_int_equal(rate(" 10 % ", DG_RATE_BARE_ERROR, &r), DG_EOK);
+    assert_int_equal(rate(" 10 % ", DG_RATE_BARE_ERROR, &r), DG_OK);
     assert_int_equal(r, 100000000);
-    assert_int_equal(rate("0.000000001", DG_RATE_BARE_ERROR, &r), DG_EOK);
+    assert_int_equal(rate("0.000000001", DG_RATE_BARE_ERROR, &r), DG_OK);
     assert_int_equal(r, 1);
     assert_int_equal(rate("0.0000000001", DG_RATE_BARE_ERROR, &r), DG_EPARSE);
-    assert_int_equal(rate("0.0000001%", DG_RATE_BARE_ERROR, &r), DG_EOK);
+    assert_int_equal(rate("0.0000001%", DG_RATE_BARE_ERROR, &r), DG_OK);
     assert_int_equal(r, 1);
     assert_int_equal(rate("0.00000001%", DG_RATE_BARE_ERROR, &r), DG_EPARSE);
     /* bare values per mode */
@@ -258,16 +258,16 @@ static void test_rates(void **state)
     assert_int_equal(dg_rate_parse("10", 2, DG_RATE_BARE_ERROR, &r, err, sizeof err), DG_EINVAL);
     assert_non_null(strstr(err, "10%"));
     assert_non_null(strstr(err, "0.10"));
-    assert_int_equal(rate("10", DG_RATE_BARE_PERCENT, &r), DG_EOK);
+    assert_int_equal(rate("10", DG_RATE_BARE_PERCENT, &r), DG_OK);
     assert_int_equal(r, 100000000);
-    assert_int_equal(rate("1", DG_RATE_BARE_FRACTION, &r), DG_EOK);
+    assert_int_equal(rate("1", DG_RATE_BARE_FRACTION, &r), DG_OK);
     assert_int_equal(r, DG_RATE_SCALE);
-    assert_int_equal(rate("0", DG_RATE_BARE_ERROR, &r), DG_EOK);
+    assert_int_equal(rate("0", DG_RATE_BARE_ERROR, &r), DG_OK);
     assert_int_equal(r, 0);
-    assert_int_equal(rate("0.10", DG_RATE_BARE_PERCENT, &r), DG_EOK);
+    assert_int_equal(rate("0.10", DG_RATE_BARE_PERCENT, &r), DG_OK);
     assert_int_equal(r, 100000000);
     /* ranges and junk */
-    assert_int_equal(rate("1000%", DG_RATE_BARE_ERROR, &r), DG_EOK);
+    assert_int_equal(rate("1000%", DG_RATE_BARE_ERROR, &r), DG_OK);
     assert_int_equal(r, 10 * DG_RATE_SCALE);
     assert_int_equal(rate("1000.0000001%", DG_RATE_BARE_ERROR, &r), DG_ERANGE);
     assert_int_equal(rate("10.5", DG_RATE_BARE_ERROR, &r), DG_ERANGE);
@@ -302,7 +302,7 @@ static void test_rate_format(void **state)
 static int64_t mul(int64_t m, dg_rate r1, dg_rate r2, dg_rounding mode)
 {
     int64_t out = 0x7777;
-    assert_int_equal(dg_amount_mul_rates(m, r1, r2, mode, &out), DG_EOK);
+    assert_int_equal(dg_amount_mul_rates(m, r1, r2, mode, &out), DG_OK);
     return out;
 }
 
@@ -341,9 +341,9 @@ static void test_overflow(void **state)
     (void)state;
     int64_t o = 0;
     const dg_rate one = DG_RATE_SCALE;
-    assert_int_equal(dg_amount_mul_rates(INT64_MAX, one, one, DG_ROUND_HALF_UP, &o), DG_EOK);
+    assert_int_equal(dg_amount_mul_rates(INT64_MAX, one, one, DG_ROUND_HALF_UP, &o), DG_OK);
     assert_true(o == INT64_MAX);
-    assert_int_equal(dg_amount_mul_rates(INT64_MIN, one, one, DG_ROUND_HALF_UP, &o), DG_EOK);
+    assert_int_equal(dg_amount_mul_rates(INT64_MIN, one, one, DG_ROUND_HALF_UP, &o), DG_OK);
     assert_true(o == INT64_MIN);
     assert_int_equal(dg_amount_mul_rates(INT64_MAX, 2 * one, one, DG_ROUND_HALF_UP, &o),
                      DG_EOVERFLOW);
@@ -356,16 +356,16 @@ static void test_overflow(void **state)
                      DG_EOVERFLOW);
     /* 1000% of a large amount still fits */
     assert_int_equal(dg_amount_mul_rates(INT64_MAX / 10, 10 * one, one, DG_ROUND_HALF_UP, &o),
-                     DG_EOK);
+                     DG_OK);
     assert_true(o == INT64_MAX / 10 * 10);
 
     assert_int_equal(dg_amount_add(INT64_MAX, 1, &o), DG_EOVERFLOW);
     assert_int_equal(dg_amount_add(INT64_MIN, -1, &o), DG_EOVERFLOW);
-    assert_int_equal(dg_amount_add(INT64_MAX, -1, &o), DG_EOK);
+    assert_int_equal(dg_amount_add(INT64_MAX, -1, &o), DG_OK);
     assert_true(o == INT64_MAX - 1);
     assert_int_equal(dg_amount_sub(INT64_MIN, 1, &o), DG_EOVERFLOW);
     assert_int_equal(dg_amount_sub(0, INT64_MIN, &o), DG_EOVERFLOW);
-    assert_int_equal(dg_amount_sub(100, 250, &o), DG_EOK);
+    assert_int_equal(dg_amount_sub(100, 250, &o), DG_OK);
     assert_int_equal(o, -150);
 }
 
