@@ -1,15 +1,264 @@
-/* cli.c — command dispatch (filled in as commands land). */
+/* cli.c — the dealgate command line: serve, check-config, eval, comp-check, --version.
+ *
+ * Exit statuses: serve 0 on a clean shutdown, 1 when it cannot start; check-config 0/1;
+ * eval 0 allowed, 1 blocked, 2 unusable input or config; comp-check 0/1/2 (see comp_cli.h).
+ */
 #include "gate/cli.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "config/cfg.h"
+#include "gate/comp_cli.h"
+#include "gate/decide.h"
+#include "gate/event.h"
+#include "gate/gate.h"
+#include "gate/http.h"
+#include "gate/json.h"
+
+#define CLI_DEFAULT_CONFIG "config/dealgate.ini"
+#define CLI_MAX_EVENT (1 << 20)
+
+static const char usage[] =
+    "usage: dealgate COMMAND [options]\n"
+    "\n"
+    "  serve [-c FILE]          run the service (default config/dealgate.ini)\n"
+    "  check-config [-c FILE]   \"configuration OK\", or every error as path:line: message\n"
+    "  eval [-c FILE] [EVENT]   one decision from a JSON event (file or stdin), nothing logged\n"
+    "  comp-check [-c FILE] CSV audit commission lines; --format text|json|csv; --all\n"
+    "  --version | --help\n";
+
+/* Takes "-c FILE" out of argv; returns the config path and leaves the other args in
+ * rest[0..*nrest). Returns NULL (after printing) on a usage error. */
+static const char *cli_config_arg(int argc, char **argv, char **rest, int *nrest)
+{
+    const char *path = CLI_DEFAULT_CONFIG;
+    *nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "dealgate: %s needs a file\n", argv[i]);
+                return NULL;
+            }
+            path = argv[++i];
+        } else {
+            rest[(*nrest)++] = argv[i];
+        }
+    }
+    return path;
+}
+
+/* Loads a config, printing every error; returns NULL on failure. */
+static struct cfg *cli_load(const char *path, int print_warnings)
+{
+    struct cfg *c = NULL;
+    cfg_errors errs = {0};
+    if (cfg_load(path, &c, &errs) != DG_OK) {
+        for (size_t i = 0; i < errs.lines.n; i++) fprintf(stderr, "%s\n", errs.lines.v[i]);
+        cfg_errors_free(&errs);
+        return NULL;
+    }
+    if (print_warnings)
+        for (size_t i = 0; i < c->warnings.n; i++) fprintf(stderr, "%s\n", c->warnings.v[i]);
+    return c;
+}
+
+static int cmd_check_config(int argc, char **argv)
+{
+    char *rest[argc + 1];
+    int nrest;
+    const char *path = cli_config_arg(argc, argv, rest, &nrest);
+    if (!path || nrest > 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    struct cfg *c = cli_load(path, 1);
+    if (!c) return 1;
+    printf("configuration OK\n");
+    cfg_free(c);
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    char *rest[argc + 1];
+    int nrest, status = 1;
+    const char *path = cli_config_arg(argc, argv, rest, &nrest);
+    if (!path || nrest > 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    /* Signals are taken synchronously by this thread; every other thread blocks them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    gate_ctx g = {.started_ms = gate_now_ms()};
+    pthread_mutex_init(&g.rt_lock, NULL);
+    struct mg_context *mg = NULL;
+    char err[512];
+    struct cfg *c = cli_load(path, 1);
+    if (!c) goto done;
+    if (dlog_open(c->server.data_dir, &g.log, err, sizeof err) != DG_OK) {
+        fprintf(stderr, "dealgate: decision log in %s: %s\n", c->server.data_dir, err);
+        cfg_free(c);
+        goto done;
+    }
+    char listen[128];
+    snprintf(listen, sizeof listen, "%s", c->server.listen);
+    gate_rt *rt = NULL;
+    if (gate_rt_new(c, &rt, err, sizeof err) != DG_OK) {
+        fprintf(stderr, "dealgate: %s\n", err);
+        goto done;
+    }
+    gate_rt_install(&g, rt);
+    mg_init_library(0);
+    mg = gate_http_start(&g, err, sizeof err);
+    if (!mg) {
+        fprintf(stderr, "dealgate: %s\n", err);
+        goto done;
+    }
+    fprintf(stderr, "{\"event\":\"listening\",\"listen\":\"%s\",\"version\":\"%s\"}\n", listen,
+            DG_VERSION);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            gate_reload(&g, path);
+            continue;
+        }
+        break;
+    }
+    fprintf(stderr, "{\"event\":\"shutdown\",\"note\":\"finishing in-flight requests\"}\n");
+    status = 0;
+done:
+    if (mg) mg_stop(mg); /* waits for in-flight requests */
+    dlog_close(g.log);   /* commits everything queued */
+    gate_rt_install(&g, NULL);
+    pthread_mutex_destroy(&g.rt_lock);
+    if (status == 0) fprintf(stderr, "{\"event\":\"stopped\"}\n");
+    return status;
+}
+
+/* Reads all of f up to max bytes into a NUL-terminated buffer (caller frees). */
+static char *read_all(FILE *f, size_t max, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n > max) {
+            free(buf);
+            errno = EFBIG;
+            return NULL;
+        }
+        if (got == 0) break;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (!buf) return NULL;
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+    char *rest[argc + 1];
+    int nrest, status = 2;
+    const char *path = cli_config_arg(argc, argv, rest, &nrest);
+    if (!path || nrest > 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *evpath = nrest == 1 ? rest[0] : "-";
+    gate_ctx g = {0};
+    pthread_mutex_init(&g.rt_lock, NULL);
+    char err[512], *body = NULL;
+    size_t len = 0;
+    cJSON *root = NULL;
+    dg_event ev = {0};
+    gate_result res = {0};
+    struct cfg *c = cli_load(path, 0);
+    if (!c) goto done;
+    gate_rt *rt = NULL;
+    if (gate_rt_new(c, &rt, err, sizeof err) != DG_OK) {
+        fprintf(stderr, "dealgate: %s\n", err);
+        goto done;
+    }
+    gate_rt_install(&g, rt);
+    FILE *f = strcmp(evpath, "-") == 0 ? stdin : fopen(evpath, "rb");
+    if (!f) {
+        fprintf(stderr, "dealgate: %s: %s\n", evpath, strerror(errno));
+        goto done;
+    }
+    body = read_all(f, CLI_MAX_EVENT, &len);
+    if (f != stdin) fclose(f);
+    if (!body) {
+        fprintf(stderr, "dealgate: %s: %s\n", evpath, strerror(errno));
+        goto done;
+    }
+    if (gate_json_parse(body, len, &root, err, sizeof err) != DG_OK ||
+        gate_event_from_json(rt->cfg, root, &ev, err, sizeof err) != DG_OK) {
+        fprintf(stderr, "dealgate: %s: %s\n", evpath, err);
+        goto done;
+    }
+    gate_decide(&g, rt, &ev, "stage", "", 0, &res);
+    if (res.status != 200) {
+        fprintf(stderr, "dealgate: %s: %s\n", res.err_code, res.message);
+        goto done;
+    }
+    char *out = cJSON_Print(res.decision);
+    if (out) {
+        printf("%s\n", out);
+        free(out);
+    }
+    status = cJSON_IsTrue(cJSON_GetObjectItem(res.decision, "allowed")) ? 0 : 1;
+done:
+    gate_result_free(&res);
+    dg_event_free(&ev);
+    cJSON_Delete(root);
+    free(body);
+    gate_rt_install(&g, NULL);
+    pthread_mutex_destroy(&g.rt_lock);
+    return status;
+}
 
 int gate_cli_main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("dealgate %s\n", DG_VERSION);
         return 0;
     }
-    fprintf(stderr, "usage: dealgate serve|check-config|eval|comp-check [-c FILE]\n");
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "check-config") == 0) return cmd_check_config(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "comp-check") == 0) return gate_comp_check_main(argc - 1, argv + 1);
+    fprintf(stderr, "dealgate: unknown command \"%s\"\n", cmd);
+    fputs(usage, stderr);
     return 2;
 }

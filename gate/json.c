@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config/money.h"
+#include <stdio.h>
 
 #define JSON_MAX_DEPTH 64
 

@@ -1,0 +1,184 @@
+/* api.c — the canonical gate endpoint, the read API over the decision log, health. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gate/decide.h"
+#include "gate/event.h"
+#include "gate/json.h"
+#include "gate/routes.h"
+
+int gate_h_healthz(gate_req *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    cJSON_AddStringToObject(o, "version", DG_VERSION);
+    return gate_reply_json(r, 200, o, "");
+}
+
+int gate_h_readyz(gate_req *r)
+{
+    int log_ok = r->g->log ? dlog_healthy(r->g->log) : 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", log_ok ? "ready" : "unavailable");
+    cJSON_AddBoolToObject(o, "decision_log", log_ok);
+    cJSON_AddStringToObject(o, "config_version", r->rt->cfg->version);
+    /* Upstream details only for readers (they name systems and errors, never secrets). */
+    if (gate_auth_check(r, &r->rt->reader)) {
+        char buf[8192];
+        size_t n = conn_health_json(r->rt->conns, buf, sizeof buf);
+        cJSON *up = n > 0 && n < sizeof buf ? cJSON_Parse(buf) : NULL;
+        if (up) cJSON_AddItemToObject(o, "upstreams", up);
+    }
+    return gate_reply_json(r, log_ok ? 200 : 503, o, log_ok ? "" : "Retry-After: 5\r\n");
+}
+
+/* Answers a pipeline result in the canonical shape. */
+static int reply_result(gate_req *r, gate_result *res)
+{
+    if (res->status != 200) {
+        if (res->status == 503) {
+            char hdr[64];
+            snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n",
+                     res->retry_after_s > 0 ? res->retry_after_s : 5);
+            cJSON *o = cJSON_CreateObject();
+            cJSON *e = cJSON_AddObjectToObject(o, "error");
+            cJSON_AddStringToObject(e, "code", res->err_code);
+            cJSON_AddStringToObject(e, "message", res->message);
+            return gate_reply_json(r, 503, o, hdr);
+        }
+        return gate_reply_error(r, res->status, res->err_code, "%s", res->message);
+    }
+    const cJSON *id = cJSON_GetObjectItem(res->decision, "decision_id");
+    if (cJSON_IsString(id)) snprintf(r->decision_id, sizeof r->decision_id, "%s", id->valuestring);
+    cJSON *d = res->decision;
+    res->decision = NULL;
+    return gate_reply_json(r, 200, d, res->replay ? "X-Dealgate-Replay: 1\r\n" : "");
+}
+
+int gate_h_stage(gate_req *r)
+{
+    if (!gate_content_type_is(r, "application/json"))
+        return gate_reply_error(r, 415, "unsupported_media_type",
+                                "send the event as Content-Type: application/json");
+    char err[320];
+    cJSON *root = NULL;
+    dg_err rc = gate_json_parse(r->body, r->body_len, &root, err, sizeof err);
+    if (rc == DG_EPARSE) return gate_reply_error(r, 400, "invalid_json", "%s", err);
+    if (rc != DG_OK) return gate_reply_error(r, 422, "invalid_field", "%s", err);
+    dg_event ev;
+    rc = gate_event_from_json(r->rt->cfg, root, &ev, err, sizeof err);
+    int status;
+    if (rc != DG_OK) {
+        status = rc == DG_EINVAL ? gate_reply_error(r, 422, "invalid_field", "%s", err)
+                                 : gate_reply_error(r, 503, "overloaded", "out of memory");
+    } else {
+        char *canon = cJSON_PrintUnformatted(root);
+        char hash[65];
+        gate_sha256_hex(canon ? canon : "", canon ? strlen(canon) : 0, hash);
+        free(canon);
+        gate_result res;
+        gate_decide(r->g, r->rt, &ev, "stage", hash, 0, &res);
+        status = reply_result(r, &res);
+        gate_result_free(&res);
+    }
+    dg_event_free(&ev);
+    cJSON_Delete(root);
+    return status;
+}
+
+static int64_t parse_since(const char *s, int *ok)
+{
+    /* RFC 3339 date or date-time (UTC "Z" or offset), or unix milliseconds. */
+    *ok = 0;
+    if (!*s) return 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end == '\0' && v >= 0) {
+        *ok = 1;
+        return v;
+    }
+    struct tm tm = {0};
+    const char *p = strptime(s, "%Y-%m-%d", &tm);
+    if (!p) return 0;
+    if (*p == 'T') {
+        p = strptime(p + 1, "%H:%M:%S", &tm);
+        if (!p) return 0;
+        if (*p == '.')
+            for (p++; *p >= '0' && *p <= '9'; p++) {
+            }
+        long off = 0;
+        if (*p == 'Z') {
+            p++;
+        } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+            long hh = (p[1] - '0') * 10 + (p[2] - '0'), mm = (p[4] - '0') * 10 + (p[5] - '0');
+            off = (hh * 60 + mm) * 60 * (*p == '-' ? -1 : 1);
+            p += 6;
+        } else {
+            return 0;
+        }
+        if (*p) return 0;
+        *ok = 1;
+        return ((int64_t)timegm(&tm) - off) * 1000;
+    }
+    if (*p) return 0;
+    *ok = 1;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+int gate_h_decisions(gate_req *r)
+{
+    char outcome[16], owner[256], opp[160], since[64], limit[16], cursor[128];
+    dlog_filter q = {0};
+    int n;
+    if ((n = gate_query(r, "outcome", outcome, sizeof outcome)) < 0 ||
+        (n > 0 && strcmp(outcome, "allow") != 0 && strcmp(outcome, "block") != 0))
+        return gate_reply_error(r, 422, "invalid_field",
+                                "query parameter outcome must be allow or block");
+    if (n > 0) q.outcome = outcome;
+    if ((n = gate_query(r, "owner", owner, sizeof owner)) < 0)
+        return gate_reply_error(r, 422, "invalid_field", "query parameter owner is too long");
+    if (n > 0) q.owner = owner;
+    if ((n = gate_query(r, "opportunity", opp, sizeof opp)) < 0)
+        return gate_reply_error(r, 422, "invalid_field", "query parameter opportunity is too long");
+    if (n > 0) q.opportunity = opp;
+    if ((n = gate_query(r, "since", since, sizeof since)) != 0) {
+        int ok = 0;
+        if (n > 0) q.since_ms = parse_since(since, &ok);
+        if (!ok)
+            return gate_reply_error(r, 422, "invalid_field",
+                                    "query parameter since must be an RFC 3339 date or time");
+    }
+    if ((n = gate_query(r, "limit", limit, sizeof limit)) != 0) {
+        char *end;
+        long v = n > 0 ? strtol(limit, &end, 10) : 0;
+        if (n < 0 || *end != '\0' || v < 1 || v > 500)
+            return gate_reply_error(r, 422, "invalid_field",
+                                    "query parameter limit must be 1 to 500");
+        q.limit = (int)v;
+    }
+    if ((n = gate_query(r, "cursor", cursor, sizeof cursor)) < 0)
+        return gate_reply_error(r, 422, "invalid_field", "query parameter cursor is invalid");
+    if (n > 0) q.cursor = cursor;
+    char *json = NULL, err[256];
+    dg_err rc = dlog_query(r->g->log, &q, &json, err, sizeof err);
+    if (rc == DG_EINVAL) return gate_reply_error(r, 422, "invalid_field", "%s", err);
+    if (rc != DG_OK) return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
+    int st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
+    free(json);
+    return st;
+}
+
+int gate_h_decision(gate_req *r)
+{
+    const char *id = r->path + strlen("/v1/decisions/");
+    if (strlen(id) > 64 || strchr(id, '/'))
+        return gate_reply_error(r, 404, "not_found", "no such decision");
+    char *json = NULL;
+    dg_err rc = dlog_get(r->g->log, id, &json);
+    if (rc == DG_ENOTFOUND) return gate_reply_error(r, 404, "not_found", "no such decision");
+    if (rc != DG_OK) return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
+    int st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
+    free(json);
+    return st;
+}
