@@ -16,4 +16,8 @@ extern const conn_backend conn_ace_backend;            /* connectors/ace.c */
 extern const conn_backend conn_partner_center_backend; /* connectors/partner_center.c */
 extern const conn_backend conn_gcp_backend;            /* connectors/gcp.c */
 
+/* Returns 1 if id is 1-128 bytes with no control character (bytes below 0x20, 0x7f) and no
+ * leading or trailing space: the id syntax of the file and none connectors (conn.c). */
+int conn_printable_id(const char *id);
+
 #endif

@@ -10,6 +10,7 @@
 #define DG_CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/cfg.h"
 #include "config/err.h"
@@ -44,6 +45,9 @@ typedef struct conn_set conn_set;
 /* Opens every cloud of c. Borrows c for the set's lifetime. Returns DG_OK and *out (free
  * with conn_set_free), or the first error with "cloud:KEY: message" in err. */
 dg_err conn_set_new(const struct cfg *c, conn_set **out, char *err, size_t errlen);
+/* Closes every backend and frees s. Look-ups that outlived their decision budget keep
+ * running in the background (to fill the cache); conn_set_free waits for them, which takes
+ * at most the largest timeout_ms of the clouds. NULL is a no-op. */
 void conn_set_free(conn_set *s);
 
 /* Looks up the registrations of e for the given clouds, in parallel, all within budget_ms
@@ -58,5 +62,16 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
 /* Writes a JSON object {"<cloud>": {"connector": "...", "status": "ok"|"...", ...}} into
  * buf describing upstream health; never contains a secret. Returns length. */
 size_t conn_health_json(conn_set *s, char *buf, size_t n);
+
+/* Counters summed over every cloud of s, for /metrics: look-ups answered from the cache
+ * (*hits), look-ups that were not (*misses: they started an upstream call or joined one
+ * already in flight), and backend calls made (*upstream_calls). Any pointer may be NULL. */
+void conn_stats(conn_set *s, uint64_t *hits, uint64_t *misses, uint64_t *upstream_calls);
+
+/* For tests and tools: like conn_set_new, but every cloud uses `override` (when non-NULL)
+ * instead of the backend of its connector kind, and the cache holds at most cache_max
+ * entries (0 = the default, 10000). Same ownership and errors as conn_set_new. */
+dg_err conn_set_new_with(const struct cfg *c, const conn_backend *override, size_t cache_max,
+                         conn_set **out, char *err, size_t errlen);
 
 #endif
