@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# bench/gate.sh — POST /v1/gate/stage under wrk (64 connections) against the real service
+# (file connector, durable SQLite log, bearer auth) and, in the same run, against a bare
+# civetweb handler returning a fixed JSON body. Prints both request rates, their ratio, p99
+# latency and dealgate's peak RSS, as medians over ROUNDS alternating rounds.
+# Usage: bench/gate.sh [SECONDS_PER_ROUND] [ROUNDS]   (defaults 10 and 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10}
+ROUNDS=${2:-3}
+CONNS=64
+THREADS=64
+command -v wrk >/dev/null || scripts/deps.sh test
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDG_WERROR=ON >/dev/null
+cmake --build build -j2 --target dealgate bare_server >/dev/null
+
+work=$(mktemp -d /tmp/dgbench.XXXXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+P1=$(free_port); P2=$(free_port)
+cat > "$work/registrations.csv" <<CSV
+cloud,registration_id,crm_opportunity_id,status,created_at,origin
+aws,O1000001,,Approved,2026-10-01T09:00:00Z,partner
+CSV
+export DG_BENCH_TOKEN=bench-token-0123456789abcdef
+cat > "$work/bench.ini" <<INI
+[server]
+listen = 127.0.0.1:$P1
+threads = $THREADS
+data_dir = $work/var
+[auth]
+webhook_tokens = \${DG_BENCH_TOKEN}
+reader_tokens = reader-token-0123456789
+[pipeline]
+stages = Prospecting, Qualification, Demo, Proposal, Negotiation, Closed Won, Closed Lost
+won = Closed Won
+lost = Closed Lost
+[rule:demo-needs-registration]
+type = registration
+stage = Demo
+accept.aws = Submitted, In review, Approved
+[cloud:aws]
+name = AWS ACE
+connector = file
+path = $work/registrations.csv
+INI
+./build/dealgate serve -c "$work/bench.ini" 2>"$work/dealgate.log" &
+DG_PID=$!
+./build/bench/bare_server "$P2" "$THREADS" &
+BARE_PID=$!
+for p in $P1 $P2; do
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+run_wrk() { # port -> "rps p99_ms"
+  wrk -t2 -c$CONNS -d"${DUR}s" --latency -s bench/gate.lua "http://127.0.0.1:$1" 2>&1 |
+    awk '/Requests\/sec/ {rps=$2} / 99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
+         /Non-2xx/ {non2xx=$NF} END {printf "%s %s %s\n", rps, p99, (non2xx==""?0:non2xx)}'
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+: > "$work/dg"; : > "$work/bare"; : > "$work/ratio"
+for r in $(seq "$ROUNDS"); do
+  read -r brps bp99 _ < <(run_wrk "$P2")
+  read -r drps dp99 dnon < <(run_wrk "$P1")
+  echo "$brps $bp99" >> "$work/bare"; echo "$drps $dp99 $dnon" >> "$work/dg"
+  awk -v d="$drps" -v b="$brps" 'BEGIN {printf "%.3f\n", d/b}' >> "$work/ratio"
+  printf 'round %d: bare %s req/s (p99 %s ms)  dealgate %s req/s (p99 %s ms, non-2xx %s)\n' "$r" "$brps" "$bp99" "$drps" "$dp99" "$dnon"
+done
+rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$DG_PID/status)
+rows=$(sqlite3 "$work/var/dealgate.db" 'select count(*) from decisions' 2>/dev/null || echo '?')
+echo "--- medians over $ROUNDS rounds of ${DUR}s, $CONNS connections, $THREADS server threads"
+echo "bare civetweb:   $(cut -d' ' -f1 "$work/bare" | median) req/s, p99 $(cut -d' ' -f2 "$work/bare" | median) ms"
+echo "dealgate:        $(cut -d' ' -f1 "$work/dg" | median) req/s, p99 $(cut -d' ' -f2 "$work/dg" | median) ms"
+echo "ratio:           $(median < "$work/ratio")   (target >= 0.6)"
+echo "dealgate peak RSS: $((rss_kb / 1024)) MB ($rss_kb kB)   (target <= 32 MB)"
+echo "decisions committed to the log: $rows"
+kill -TERM $DG_PID $BARE_PID; wait $DG_PID 2>/dev/null || true
