@@ -14,6 +14,10 @@
  * (each waiter and the worker hold a reference) and owns its key and result, so a worker
  * that outlives its caller never touches freed memory; conn_set_free waits for workers.
  *
+ * The local backends (file, none) answer from memory: they are called inline by the caller
+ * and never cached, so a changed registrations file is seen as soon as the file connector
+ * reloads it (a cached answer would hide it for cache_ttl_s).
+ *
  * One mutex guards the cache, the flights and the counters; backend calls run outside it.
  * Time for TTLs and budgets comes from CLOCK_MONOTONIC; health times are wall-clock.
  */
@@ -32,6 +36,7 @@
 #define CONN_CACHE_MAX_DEFAULT 10000
 #define CONN_BUCKETS 16384 /* power of two */
 #define CONN_ERR_MAX 256
+#define CONN_MAX_WORKERS 256 /* look-up threads at once; beyond, look-ups fail fast */
 
 enum { KIND_BY_ID = 0, KIND_BY_CRM_ID = 1 };
 
@@ -62,6 +67,7 @@ typedef struct {
     const cfg_cloud *cc;
     const conn_backend *be;
     void *state;
+    int local; /* file, none: answered in memory, inline, never cached */
     uint64_t hits, misses, calls;
     int last_status; /* -1 no call yet, 0 ok, 1 error */
     char last_error[CONN_ERR_MAX];
@@ -318,6 +324,31 @@ static flight *flight_find(conn_set *s, size_t inst, int kind, const char *key)
     return NULL;
 }
 
+/* One backend call into *r (zeroed here), made consistent. No lock held. */
+static void backend_call(const conn_inst *in, int kind, const char *key, int timeout_ms,
+                         dg_reg_fact *r)
+{
+    memset(r, 0, sizeof *r);
+    dg_err rc = kind == KIND_BY_ID ? in->be->by_id(in->state, key, timeout_ms, r)
+                                   : in->be->by_crm_id(in->state, key, timeout_ms, r);
+    fact_normalize(rc, r);
+}
+
+/* Records the outcome of a backend call for health. Under s->mu. */
+static void note_result(conn_inst *in, const dg_reg_fact *r)
+{
+    int64_t wall = (int64_t)time(NULL);
+    if (r->lookup == DG_LOOKUP_FAILED) {
+        in->last_status = 1;
+        in->last_error_at = wall;
+        snprintf(in->last_error, sizeof in->last_error, "%s",
+                 r->error ? r->error : dg_strerror(DG_ENOMEM));
+    } else {
+        in->last_status = 0;
+        in->last_ok_at = wall;
+    }
+}
+
 /* The worker: one backend call, then (under the lock) health, cache, wake the waiters. */
 static void *flight_run(void *arg)
 {
@@ -325,23 +356,11 @@ static void *flight_run(void *arg)
     conn_set *s = fl->set;
     conn_inst *in = &s->inst[fl->inst];
     dg_reg_fact r;
-    memset(&r, 0, sizeof r);
-    dg_err rc = fl->kind == KIND_BY_ID ? in->be->by_id(in->state, fl->key, fl->timeout_ms, &r)
-                                       : in->be->by_crm_id(in->state, fl->key, fl->timeout_ms, &r);
-    fact_normalize(rc, &r);
+    backend_call(in, fl->kind, fl->key, fl->timeout_ms, &r);
     int64_t now = mono_ns();
-    int64_t wall = (int64_t)time(NULL);
 
     pthread_mutex_lock(&s->mu);
-    if (r.lookup == DG_LOOKUP_FAILED) {
-        in->last_status = 1;
-        in->last_error_at = wall;
-        snprintf(in->last_error, sizeof in->last_error, "%s",
-                 r.error ? r.error : dg_strerror(DG_ENOMEM));
-    } else {
-        in->last_status = 0;
-        in->last_ok_at = wall;
-    }
+    note_result(in, &r);
     if (r.lookup == DG_LOOKUP_FOUND)
         cache_put(s, fl->inst, fl->kind, fl->key, &r, in->cc->cache_ttl_s, now);
     else if (r.lookup == DG_LOOKUP_NOT_FOUND)
@@ -432,6 +451,7 @@ dg_err conn_set_new_with(const struct cfg *c, const conn_backend *override, size
         }
         in->cc = cc;
         in->be = be;
+        in->local = be == &conn_file_backend || be == &conn_none_backend;
         in->last_status = -1;
         s->ninst = i + 1;
     }
@@ -483,6 +503,8 @@ typedef struct {
     int have;        /* fact is final */
     flight *fl;      /* joined or started flight (one reference held), or NULL */
     int start;       /* this call started fl */
+    int busy;        /* no flight: CONN_MAX_WORKERS reached */
+    int local;       /* a local backend: called inline, no cache */
     dg_reg_fact fact;
 } slot;
 
@@ -578,6 +600,11 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
         slot *t = &sl[i];
         if (t->have) continue;
         conn_inst *in = &s->inst[t->inst];
+        if (in->local) {
+            t->local = 1;
+            in->calls++;
+            continue;
+        }
         if (cache_get(s, (size_t)t->inst, t->kind, t->key, now, &t->fact)) {
             in->hits++;
             t->have = 1;
@@ -585,7 +612,9 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
         }
         in->misses++;
         flight *fl = flight_find(s, (size_t)t->inst, t->kind, t->key);
-        if (fl == NULL && remaining_ms > 0) {
+        if (fl == NULL && remaining_ms > 0 && s->workers >= CONN_MAX_WORKERS) {
+            t->busy = 1;
+        } else if (fl == NULL && remaining_ms > 0) {
             fl = calloc(1, sizeof *fl);
             char *key = fl ? strdup(t->key) : NULL;
             if (key == NULL) {
@@ -618,6 +647,16 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
     for (size_t i = 0; i < n; i++)
         if (sl[i].start) flight_start(sl[i].fl);
     if (oom) goto cleanup;
+    for (size_t i = 0; i < n; i++) { /* memory look-ups, while the flights are in the air */
+        slot *t = &sl[i];
+        if (!t->local) continue;
+        conn_inst *in = &s->inst[t->inst];
+        backend_call(in, t->kind, t->key, remaining_ms > 0 ? remaining_ms : 1, &t->fact);
+        t->have = 1;
+        pthread_mutex_lock(&s->mu);
+        note_result(in, &t->fact);
+        pthread_mutex_unlock(&s->mu);
+    }
 
     /* 3. Wait for the flights until the budget runs out. */
     struct timespec abs = {.tv_sec = (time_t)(deadline / 1000000000),
@@ -647,7 +686,11 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
     /* 4. What did not land in time (or could not start) failed, retryably. */
     for (size_t i = 0; i < n; i++) {
         slot *t = &sl[i];
-        if (!t->have) {
+        if (!t->have && t->busy) {
+            if (fact_fail(&t->fact, 1, "too many co-sell look-ups in flight (%d)",
+                          CONN_MAX_WORKERS) != DG_OK)
+                goto cleanup;
+        } else if (!t->have) {
             if (fact_fail(&t->fact, 1, "look-up exceeded the decision budget (%d ms)", budget_ms) !=
                 DG_OK)
                 goto cleanup;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "connectors/backends.h"
+#include "connectors/conn.h"
 
 typedef struct {
     char dir[64];
@@ -273,6 +274,21 @@ static void test_reload(void **state)
     assert_string_equal(r.status, "Submitted");
     dg_reg_fact_free(&r);
 
+    /* The same file through a conn_set, whose cache must not hide a change. */
+    x->cc.cache_ttl_s = 300;
+    x->cc.negative_cache_ttl_s = 300;
+    struct cfg c = {.clouds = &x->cc, .nclouds = 1};
+    conn_set *set = NULL;
+    char err[256] = "";
+    assert_int_equal(conn_set_new(&c, &set, err, sizeof err), DG_OK);
+    dg_event ev = {.opp_id = "006B"};
+    const char *clouds[] = {"gcp"};
+    dg_facts f = {0};
+    assert_int_equal(conn_lookup(set, &ev, clouds, 1, 1000, &f), DG_OK);
+    assert_int_equal(f.regs[0].lookup, DG_LOOKUP_NOT_FOUND);
+    assert_int_equal(f.regs[0].by_crm_id, 1);
+    assert_string_equal(f.regs[0].source, "file");
+
     /* The deal desk's export changes: seen within a second or so, no restart. */
     snprintf(text, sizeof text, "%sgcp,P-1,006A,Approved,,\ngcp,P-2,006B,Submitted,,\n", head);
     write_file(x->path, text);
@@ -280,6 +296,17 @@ static void test_reload(void **state)
     by_id(st, "P-1", &r);
     assert_string_equal(r.status, "Approved");
     dg_reg_fact_free(&r);
+    assert_int_equal(conn_lookup(set, &ev, clouds, 1, 1000, &f), DG_OK);
+    assert_int_equal(f.nregs, 2);
+    assert_int_equal(f.regs[1].lookup, DG_LOOKUP_FOUND);
+    assert_string_equal(f.regs[1].id, "P-2");
+    assert_string_equal(f.regs[1].status, "Submitted");
+    char json[1024];
+    assert_true(conn_health_json(set, json, sizeof json) < sizeof json);
+    assert_non_null(strstr(json, "\"connector\":\"file\""));
+    assert_non_null(strstr(json, "\"detail\":\"ok: 2 registrations"));
+    dg_facts_free(&f);
+    conn_set_free(set);
     by_crm(st, "006B", &r);
     assert_string_equal(r.id, "P-2");
     dg_reg_fact_free(&r);
