@@ -163,12 +163,26 @@ static int stage_is_lost(const cfg_pipeline *p, int idx)
     return idx >= 0 && (size_t)idx < p->stages.n && list_has(&p->lost, p->stages.v[idx]);
 }
 
-static const char *cloud_display(const struct cfg *c, const char *key)
+static const cfg_cloud *find_cloud(const struct cfg *c, const char *key)
 {
     for (size_t i = 0; i < c->nclouds; i++)
-        if (c->clouds[i].key && strcasecmp(c->clouds[i].key, key) == 0)
-            return is_empty(c->clouds[i].name) ? c->clouds[i].key : c->clouds[i].name;
-    return key;
+        if (c->clouds[i].key && strcasecmp(c->clouds[i].key, key) == 0) return &c->clouds[i];
+    return NULL;
+}
+
+static const char *cloud_display(const struct cfg *c, const char *key)
+{
+    const cfg_cloud *cc = find_cloud(c, key);
+    return cc && !is_empty(cc->name) ? cc->name : key;
+}
+
+/* Whether a found registration comes from a presence-only source (connector = none): it
+ * proves an id is in the CRM, nothing about the registration's state or link. */
+static int presence_only(const struct cfg *c, const char *key, const dg_reg_fact *fact)
+{
+    const cfg_cloud *cc = find_cloud(c, key);
+    return (cc && cc->connector == CFG_CONN_NONE) ||
+           (fact->source && strcmp(fact->source, "none") == 0);
 }
 
 static const dg_reg_fact *find_fact(const dg_facts *f, const char *key)
@@ -478,15 +492,16 @@ static ck_result judge_cloud(rule_eval *re, const char *key)
         const char *held =
             crm_reg ? crm_reg : (!fact->by_crm_id && !is_empty(fact->id) ? fact->id : NULL);
         if (!held) return judge_missing(re, key, cname);
-        rules_text_addf(&t,
-                        "%s has no registration %s (the id on this deal in the CRM); "
-                        "correct it before moving to %s.",
-                        cname, held, stage);
+        rules_text_addf(&t, "%s has no registration %s", cname, held);
+        if (!is_empty(fact->error)) rules_text_addf(&t, " (%s)", fact->error);
+        rules_text_addf(&t, "; correct the registration id on the deal before moving to %s.",
+                        stage);
         re_push(re, &re->fails, "registration_not_found", key, &t);
         return CK_FAIL;
     }
 
     /* DG_LOOKUP_FOUND */
+    if (presence_only(m->c, key, fact)) return CK_PASS;
     if (!is_empty(fact->crm_id) && !same_deal(fact->crm_id, e->opp_id)) {
         if (is_empty(id))
             rules_text_addf(&t, "The %s registration found for deal %s", cname, e->opp_id);
