@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "connectors/backends.h"
@@ -511,7 +512,7 @@ typedef struct {
 static const char *event_reg_id(const dg_event *e, const char *cloud)
 {
     for (size_t i = 0; i < e->nregs; i++)
-        if (e->regs[i].cloud && strcmp(e->regs[i].cloud, cloud) == 0 && e->regs[i].id &&
+        if (e->regs[i].cloud && strcasecmp(e->regs[i].cloud, cloud) == 0 && e->regs[i].id &&
             e->regs[i].id[0] != '\0')
             return e->regs[i].id;
     return NULL;
@@ -520,7 +521,7 @@ static const char *event_reg_id(const dg_event *e, const char *cloud)
 static long inst_find(const conn_set *s, const char *cloud)
 {
     for (size_t i = 0; i < s->ninst; i++)
-        if (strcmp(s->inst[i].cc->key, cloud) == 0) return (long)i;
+        if (strcasecmp(s->inst[i].cc->key, cloud) == 0) return (long)i;
     return -1;
 }
 
