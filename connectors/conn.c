@@ -574,7 +574,7 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
         if (id) {
             t->kind = KIND_BY_ID;
             t->key = id;
-            if (!in->be->valid_id(id)) {
+            if (in->be->valid_id && !in->be->valid_id(id)) {
                 char buf[CONN_ERR_MAX];
                 snprintf(buf, sizeof buf, "invalid %s registration id syntax",
                          in->cc->name ? in->cc->name : in->cc->key);

@@ -60,7 +60,10 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
                    int budget_ms, dg_facts *f);
 
 /* Writes a JSON object {"<cloud>": {"connector": "...", "status": "ok"|"...", ...}} into
- * buf describing upstream health; never contains a secret. Returns length. */
+ * buf describing upstream health; never contains a secret. Returns length. Like snprintf:
+ * the length returned is what the whole object needs; when it is >= n the output was cut
+ * (still terminated, when n > 0) and the caller should retry with a larger buffer.
+ * Fields per cloud: docs/internals/connectors.md. */
 size_t conn_health_json(conn_set *s, char *buf, size_t n);
 
 /* Counters summed over every cloud of s, for /metrics: look-ups answered from the cache
