@@ -142,11 +142,14 @@ static int same_deal(const char *crm_id, const char *opp)
 }
 
 /* The pipeline an event names: NULL, "" and "default" are [pipeline]; else the
- * [pipeline:NAME] with that name (case-insensitive). NULL if there is none. */
+ * [pipeline:NAME] with that name (exact, else case-insensitive). NULL if there is none. */
 static const cfg_pipeline *find_pipeline(const struct cfg *c, const char *name)
 {
     if (c->npipelines == 0) return NULL;
     if (is_empty(name) || strcasecmp(name, "default") == 0) return &c->pipelines[0];
+    for (size_t i = 1; i < c->npipelines; i++)
+        if (c->pipelines[i].name && strcmp(c->pipelines[i].name, name) == 0)
+            return &c->pipelines[i];
     for (size_t i = 1; i < c->npipelines; i++)
         if (c->pipelines[i].name && strcasecmp(c->pipelines[i].name, name) == 0)
             return &c->pipelines[i];
@@ -274,7 +277,10 @@ static int rule_covers(const move *m, const cfg_rule *r)
     if (r->type != CFG_RULE_REGISTRATION) return -1;
     if (!r->all_pipelines) {
         const char *pname = pipeline_is_default(m->c, p) ? "default" : p->name;
-        if (!list_has(&r->pipelines, pname)) return -1;
+        int listed = 0;
+        for (size_t i = 0; i < r->pipelines.n && !listed; i++)
+            listed = strcmp(r->pipelines.v[i], pname) == 0;
+        if (!listed) return -1;
     }
     int rs = is_empty(r->stage) ? -1 : cfg_stage_index(p, r->stage);
     if (rs < 0 || m->to < 0) return -1;
@@ -511,13 +517,11 @@ static ck_result judge_cloud(rule_eval *re, const char *key)
         re_push(re, &re->fails, "registration_mismatch", key, &t);
         return CK_FAIL;
     }
+    /* No accept.<cloud> list: no state counts (cfg warns about it at load). */
     const cfg_accept *acc = find_accept(r, key);
-    int accepted = 1;
-    if (acc) {
-        accepted = 0;
-        for (size_t i = 0; !is_empty(fact->status) && i < acc->states.n; i++)
-            if (state_eq(acc->states.v[i], fact->status)) accepted = 1;
-    }
+    int accepted = 0;
+    for (size_t i = 0; acc && !is_empty(fact->status) && i < acc->states.n; i++)
+        if (state_eq(acc->states.v[i], fact->status)) accepted = 1;
     if (!accepted) {
         if (is_empty(id))
             rules_text_addf(&t, "%s registration of deal %s", cname, e->opp_id);
@@ -527,9 +531,16 @@ static ck_result judge_cloud(rule_eval *re, const char *key)
             rules_text_add(&t, " has no status");
         else
             rules_text_addf(&t, " is %s", fact->status);
-        rules_text_addf(&t, "; moving to %s needs ", stage);
-        add_accepted_list(&t, acc);
-        rules_text_add(&t, ".");
+        if (acc) {
+            rules_text_addf(&t, "; moving to %s needs ", stage);
+            add_accepted_list(&t, acc);
+            rules_text_add(&t, ".");
+        } else {
+            rules_text_addf(&t,
+                            "; rule %s accepts no %s state (no accept.%s): ask the deal "
+                            "desk.",
+                            r->name, cname, key);
+        }
         re_push(re, &re->fails, "registration_not_accepted", key, &t);
         return CK_FAIL;
     }
