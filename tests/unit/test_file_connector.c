@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/cfg.h"
 #include "connectors/backends.h"
 #include "connectors/conn.h"
 
@@ -347,6 +348,56 @@ static void test_reload(void **state)
     conn_file_backend.close(st);
 }
 
+/* The real path: an INI text through cfg_load_string, then conn_set_new and conn_lookup. */
+static void test_from_config(void **state)
+{
+    fx *x = *state;
+    write_file(x->path, "cloud,registration_id,crm_opportunity_id,status,created_at,origin\n"
+                        "gcp,GCP-1,006A,Approved,2026-10-03T09:30:00Z,partner\n");
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[server]\nlisten = 127.0.0.1:8080\n"
+             "[auth]\nopen = yes\n"
+             "[pipeline]\nstages = Qualification, Demo\n"
+             "[cloud:gcp]\nname = Google Cloud\nconnector = file\npath = %s\n"
+             "[cloud:aws]\nname = AWS ACE\nconnector = none\n",
+             x->path);
+    struct cfg *c = NULL;
+    cfg_errors errs = {0};
+    dg_err rc = cfg_load_string("test.ini", ini, &c, &errs);
+    if (rc != DG_OK) fail_msg("config: %s", errs.lines.n ? errs.lines.v[0] : "?");
+    conn_set *set = NULL;
+    char err[256] = "";
+    assert_int_equal(conn_set_new(c, &set, err, sizeof err), DG_OK);
+    dg_reg_ref regs[] = {{"aws", "O1234567"}};
+    dg_event ev = {.opp_id = "006A", .regs = regs, .nregs = 1};
+    const char *clouds[] = {"gcp", "aws"};
+    dg_facts f = {0};
+    assert_int_equal(conn_lookup(set, &ev, clouds, 2, 1000, &f), DG_OK);
+    assert_int_equal(f.nregs, 2);
+    assert_string_equal(f.regs[0].cloud, "gcp");
+    assert_int_equal(f.regs[0].lookup, DG_LOOKUP_FOUND);
+    assert_int_equal(f.regs[0].by_crm_id, 1);
+    assert_string_equal(f.regs[0].id, "GCP-1");
+    assert_string_equal(f.regs[0].status, "Approved");
+    assert_string_equal(f.regs[0].origin, "partner");
+    assert_string_equal(f.regs[0].source, "file");
+    assert_string_equal(f.regs[1].cloud, "aws");
+    assert_int_equal(f.regs[1].lookup, DG_LOOKUP_FOUND);
+    assert_null(f.regs[1].status);
+    assert_string_equal(f.regs[1].source, "none");
+    dg_facts_free(&f);
+    conn_set_free(set);
+
+    /* A file that is gone at start is an open error naming the cloud. */
+    unlink(x->path);
+    assert_int_not_equal(conn_set_new(c, &set, err, sizeof err), DG_OK);
+    assert_non_null(strstr(err, "cloud:gcp: "));
+    assert_non_null(strstr(err, "cannot open"));
+    cfg_free(c);
+    cfg_errors_free(&errs);
+}
+
 static void test_valid_id(void **state)
 {
     (void)state;
@@ -390,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_only_and_short_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_from_config, setup, teardown),
         cmocka_unit_test(test_valid_id),
         cmocka_unit_test(test_none_backend),
     };
