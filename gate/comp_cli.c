@@ -1,0 +1,459 @@
+/* comp_cli.c — `dealgate comp-check` (see comp_cli.h).
+ *
+ * One pass, constant memory: the file is read in 64 KiB blocks and pushed into the CSV
+ * stream; the per-line callback adds the line to the totals and the per-rep table and, if
+ * it is to be reported, writes it straight to stdout in the chosen format. Nothing else
+ * is kept. The per-rep table is an open-addressing hash of (rep, currency) with a fixed
+ * number of slots, allocated once; reps past the cap are summed per currency as "other
+ * reps". On an input error the JSON output is still closed into a valid object (with an
+ * "error" member) before exiting 2, so a pipeline reading it sees a clean failure.
+ */
+#include "gate/comp_cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/cfg.h"
+#include "gate/comp_intake.h"
+#include "rules/comp.h"
+
+#define CLI_DEFAULT_CONFIG "config/dealgate.ini"
+#define CLI_READ_SIZE (64 * 1024)
+#define REP_SLOTS 16384 /* power of two, > GATE_COMP_CLI_MAX_REPS / 0.7 */
+
+typedef enum { FMT_TEXT = 0, FMT_JSON, FMT_CSV } out_format;
+
+typedef struct {
+    char *rep; /* NULL: free slot */
+    char ccy[4];
+    int exponent;
+    uint64_t lines; /* lines with a violation */
+    int64_t shortfall;
+} rep_entry;
+
+typedef struct {
+    rep_entry *slots; /* REP_SLOTS */
+    size_t n;
+    /* reps beyond the cap, per currency */
+    gate_comp_totals others; /* reuses the per-currency sums; checked = lines */
+} rep_table;
+
+typedef struct {
+    const char *file;
+    out_format fmt;
+    int all;
+    FILE *out;
+    gate_comp_buf buf; /* one JSON result */
+    gate_comp_totals totals;
+    rep_table reps;
+    uint64_t reported;
+} cli_run;
+
+static const char usage[] =
+    "usage: dealgate comp-check [-c FILE] STATEMENT.csv [--format text|json|csv] [--all]\n";
+
+/* ---------------------------------------------------------------- rep table */
+
+static uint64_t hash_key(const char *rep, const char *ccy)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)rep; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    for (int i = 0; i < 3; i++)
+        h = (h ^ (unsigned char)ccy[i]) * 1099511628211ULL;
+    return h;
+}
+
+static dg_err reps_add(rep_table *t, const gate_comp_item *it, char *err, size_t errlen)
+{
+    const char *rep = it->rep[0] ? it->rep : "(no rep)";
+    uint64_t h = hash_key(rep, it->currency);
+    size_t i = (size_t)h & (REP_SLOTS - 1);
+
+    for (;;) {
+        rep_entry *e = &t->slots[i];
+        if (e->rep == NULL) {
+            if (t->n >= GATE_COMP_CLI_MAX_REPS) break;
+            e->rep = strdup(rep);
+            if (e->rep == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+            memcpy(e->ccy, it->currency, 4);
+            e->exponent = it->in.exponent;
+            t->n++;
+        } else if (memcmp(e->ccy, it->currency, 4) != 0 || strcmp(e->rep, rep) != 0) {
+            i = (i + 1) & (REP_SLOTS - 1);
+            continue;
+        }
+        e->lines++;
+        if (dg_amount_add(e->shortfall, it->v.shortfall, &e->shortfall) != DG_OK)
+            return dg_errf(err, errlen, DG_EOVERFLOW, "shortfall of rep %s does not fit", rep);
+        return DG_OK;
+    }
+    return gate_comp_totals_add(&t->others, it, err, errlen);
+}
+
+static int rep_cmp(const void *a, const void *b)
+{
+    const rep_entry *x = a, *y = b;
+    int c = memcmp(x->ccy, y->ccy, 3);
+    if (c) return c;
+    if (x->shortfall != y->shortfall) return x->shortfall > y->shortfall ? -1 : 1;
+    return strcmp(x->rep, y->rep);
+}
+
+static void reps_free(rep_table *t)
+{
+    if (t->slots)
+        for (size_t i = 0; i < REP_SLOTS; i++)
+            free(t->slots[i].rep);
+    free(t->slots);
+    gate_comp_totals_free(&t->others);
+}
+
+/* ---------------------------------------------------------------- output */
+
+/* Writes s with control characters shown as '?' (text reports go to terminals). */
+static void put_text(FILE *f, const char *s)
+{
+    for (const char *p = s; *p; p++)
+        fputc((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+}
+
+static void put_grouped(FILE *f, int64_t minor, int exponent)
+{
+    char t[DG_MONEY_STRLEN];
+    dg_amount_format_grouped(minor, exponent, t, sizeof t);
+    fputs(t, f);
+}
+
+static void text_line(FILE *f, const gate_comp_item *it)
+{
+    const rules_comp_verdict *v = &it->v;
+    fprintf(f, "line %zu: ", it->line);
+    put_text(f, it->deal_id);
+    fputs(" (", f);
+    if (it->rep[0]) {
+        fputs("rep ", f);
+        put_text(f, it->rep);
+        fputs(", ", f);
+    }
+    fputs(it->channel, f);
+    if (it->cloud[0]) {
+        fputc(' ', f);
+        put_text(f, it->cloud);
+    }
+    fprintf(f, ", %s): %s, expected ", it->currency,
+            v->violation ? "VIOLATION"
+            : v->warning ? "warning"
+                         : "clean");
+    put_grouped(f, v->expected, it->in.exponent);
+    fputs(", paid ", f);
+    put_grouped(f, v->actual, it->in.exponent);
+    if (v->shortfall) {
+        fputs(", shortfall ", f);
+        put_grouped(f, v->shortfall, it->in.exponent);
+    }
+    fputc('\n', f);
+    for (size_t i = 0; i < v->nreasons; i++) {
+        fprintf(f, "    %s%s: ", rules_comp_code_name(v->reasons[i].code),
+                v->reasons[i].violation ? "" : " (warning)");
+        put_text(f, v->reasons[i].message);
+        fputc('\n', f);
+    }
+}
+
+/* One CSV cell: neutralised (= + - @ tab CR first get a ') and quoted when needed. */
+static void csv_cell(FILE *f, const char *s)
+{
+    int lead =
+        s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r';
+    int quote = strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' || (s[0] && s[strlen(s) - 1] == ' ');
+    if (quote) fputc('"', f);
+    if (lead) fputc('\'', f);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"') fputc('"', f);
+        fputc(*p, f);
+    }
+    if (quote) fputc('"', f);
+}
+
+static const char csv_header[] = "line,deal_id,rep,channel,cloud,plan,currency,status,codes,"
+                                 "expected,actual,shortfall,direct_rate,message\r\n";
+
+static void csv_line(FILE *f, const gate_comp_item *it)
+{
+    const rules_comp_verdict *v = &it->v;
+    char t[RULES_COMP_MSG_MAX * RULES_COMP_NCODES + 64];
+    size_t n = 0;
+
+    fprintf(f, "%zu,", it->line);
+    csv_cell(f, it->deal_id);
+    fputc(',', f);
+    csv_cell(f, it->rep);
+    fputc(',', f);
+    csv_cell(f, it->channel);
+    fputc(',', f);
+    csv_cell(f, it->cloud);
+    fputc(',', f);
+    csv_cell(f, it->plan);
+    fprintf(f, ",%s,%s,", it->currency,
+            v->violation ? "violation"
+            : v->warning ? "warning"
+                         : "clean");
+    t[0] = '\0';
+    for (size_t i = 0; i < v->nreasons; i++)
+        n += (size_t)snprintf(t + n, sizeof t - n, "%s%s", i ? ";" : "",
+                              rules_comp_code_name(v->reasons[i].code));
+    csv_cell(f, t);
+    dg_amount_format(v->expected, it->in.exponent, t, sizeof t);
+    fputc(',', f);
+    csv_cell(f, t);
+    dg_amount_format(v->actual, it->in.exponent, t, sizeof t);
+    fputc(',', f);
+    csv_cell(f, t);
+    dg_amount_format(v->shortfall, it->in.exponent, t, sizeof t);
+    fputc(',', f);
+    csv_cell(f, t);
+    fputc(',', f);
+    if (v->dr_source != RULES_COMP_DR_NONE) {
+        dg_rate_format(v->direct_rate, t, sizeof t);
+        csv_cell(f, t);
+    }
+    fputc(',', f);
+    t[0] = '\0';
+    n = 0;
+    for (size_t i = 0; i < v->nreasons && n < sizeof t; i++)
+        n += (size_t)snprintf(t + n, sizeof t - n, "%s%s", i ? "; " : "", v->reasons[i].message);
+    csv_cell(f, t);
+    fputs("\r\n", f);
+}
+
+static dg_err on_line(void *arg, const gate_comp_item *it, char *err, size_t errlen)
+{
+    cli_run *r = arg;
+    dg_err rc = gate_comp_totals_add(&r->totals, it, err, errlen);
+    if (rc != DG_OK) return rc;
+    if (it->v.violation) {
+        rc = reps_add(&r->reps, it, err, errlen);
+        if (rc != DG_OK) return rc;
+    }
+    if (!r->all && it->v.nreasons == 0) return DG_OK;
+    switch (r->fmt) {
+    case FMT_TEXT:
+        text_line(r->out, it);
+        break;
+    case FMT_CSV:
+        csv_line(r->out, it);
+        break;
+    case FMT_JSON:
+        r->buf.len = 0;
+        if (r->reported) gate_comp_buf_put(&r->buf, ",\n", 2);
+        if (gate_comp_result_json(&r->buf, it))
+            return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+        fwrite(r->buf.p, 1, r->buf.len, r->out);
+        break;
+    }
+    r->reported++;
+    return DG_OK;
+}
+
+static void print_summary(FILE *f, const cli_run *r)
+{
+    const gate_comp_totals *t = &r->totals;
+    fprintf(f, "%s: %llu lines checked, %llu with violations, %llu with warnings only\n", r->file,
+            (unsigned long long)t->checked, (unsigned long long)t->violations,
+            (unsigned long long)t->warnings);
+    if (t->violations || t->warnings) {
+        fputs("lines by code:\n", f);
+        for (int i = 0; i < RULES_COMP_NCODES; i++)
+            if (t->by_code[i])
+                fprintf(f, "  %-36s %llu\n", rules_comp_code_name((rules_comp_code)i),
+                        (unsigned long long)t->by_code[i]);
+    }
+    fputs("total shortfall:", f);
+    for (size_t i = 0; i < t->nccy; i++) {
+        fprintf(f, "%s %s ", i ? "," : "", t->ccy[i].ccy);
+        put_grouped(f, t->ccy[i].shortfall, t->ccy[i].exponent);
+    }
+    fputs(t->nccy ? "\n" : " none\n", f);
+    if (r->reps.n == 0) return;
+
+    /* Compact the table in place and sort: by currency, largest shortfall first. */
+    rep_entry *e = r->reps.slots;
+    size_t n = 0;
+    for (size_t i = 0; i < REP_SLOTS; i++)
+        if (e[i].rep) {
+            rep_entry tmp = e[i];
+            e[i] = e[n];
+            e[n++] = tmp;
+        }
+    qsort(e, n, sizeof *e, rep_cmp);
+    fputs("shortfall by rep (lines with violations, shortfall):\n", f);
+    for (size_t i = 0; i < n; i++) {
+        fputs("  ", f);
+        put_text(f, e[i].rep);
+        fprintf(f, "  %llu  %s ", (unsigned long long)e[i].lines, e[i].ccy);
+        put_grouped(f, e[i].shortfall, e[i].exponent);
+        fputc('\n', f);
+    }
+    const gate_comp_totals *o = &r->reps.others;
+    for (size_t i = 0; i < o->nccy; i++) {
+        fprintf(f, "  (other reps past the first %d)  %s ", GATE_COMP_CLI_MAX_REPS, o->ccy[i].ccy);
+        put_grouped(f, o->ccy[i].shortfall, o->ccy[i].exponent);
+        fputc('\n', f);
+    }
+    if (o->nccy) fprintf(f, "  (other reps: %llu lines)\n", (unsigned long long)o->checked);
+}
+
+/* Closes the JSON output: the summary members, or an error member. */
+static void json_close(cli_run *r, const char *code, const char *msg)
+{
+    gate_comp_buf b;
+    gate_comp_buf_init(&b, 1u << 20);
+    gate_comp_buf_puts(&b, "\n],");
+    if (code) {
+        gate_comp_buf_puts(&b, "\"error\":{\"code\":");
+        gate_comp_buf_json_str(&b, code);
+        gate_comp_buf_puts(&b, ",\"message\":");
+        gate_comp_buf_json_str(&b, msg);
+        gate_comp_buf_puts(&b, "}}\n");
+    } else {
+        gate_comp_totals_json(&b, &r->totals);
+        gate_comp_buf_puts(&b, "}\n");
+    }
+    if (!b.full) fwrite(b.p, 1, b.len, r->out);
+    gate_comp_buf_free(&b);
+}
+
+/* ---------------------------------------------------------------- main */
+
+int gate_comp_check_main(int argc, char **argv)
+{
+    const char *cfg_path = CLI_DEFAULT_CONFIG, *file = NULL;
+    struct cfg *c = NULL;
+    cfg_errors errs = {0};
+    rules_comp_ctx ctx;
+    gate_comp_csv *s = NULL;
+    FILE *in = NULL;
+    char *block = NULL;
+    char err[768];
+    cli_run r;
+    int status = 2;
+    dg_err rc;
+
+    memset(&r, 0, sizeof r);
+    r.out = stdout;
+    gate_comp_buf_init(&r.buf, 1u << 20);
+    gate_comp_totals_init(&r.totals);
+    gate_comp_totals_init(&r.reps.others);
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (++i >= argc) goto usage;
+            cfg_path = argv[i];
+        } else if (strcmp(a, "--format") == 0 || strncmp(a, "--format=", 9) == 0) {
+            const char *v = a[8] == '=' ? a + 9 : (++i < argc ? argv[i] : NULL);
+            if (v == NULL) goto usage;
+            if (strcmp(v, "text") == 0)
+                r.fmt = FMT_TEXT;
+            else if (strcmp(v, "json") == 0)
+                r.fmt = FMT_JSON;
+            else if (strcmp(v, "csv") == 0)
+                r.fmt = FMT_CSV;
+            else {
+                fprintf(stderr, "dealgate comp-check: unknown format \"%s\"\n", v);
+                goto usage;
+            }
+        } else if (strcmp(a, "--all") == 0) {
+            r.all = 1;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage, stdout);
+            status = 0;
+            goto done;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "dealgate comp-check: unknown option %s\n", a);
+            goto usage;
+        } else if (file == NULL) {
+            file = a;
+        } else {
+            fprintf(stderr, "dealgate comp-check: one statement at a time (%s, %s)\n", file, a);
+            goto usage;
+        }
+    }
+    if (file == NULL) goto usage;
+    r.file = strcmp(file, "-") == 0 ? "<stdin>" : file;
+
+    if (cfg_load(cfg_path, &c, &errs) != DG_OK) {
+        for (size_t i = 0; i < errs.lines.n; i++)
+            fprintf(stderr, "%s\n", errs.lines.v[i]);
+        if (errs.lines.n == 0) fprintf(stderr, "%s: cannot load configuration\n", cfg_path);
+        goto done;
+    }
+    if (rules_comp_ctx_init(&ctx, c, err, sizeof err) != DG_OK) {
+        fprintf(stderr, "%s: %s\n", cfg_path, err);
+        goto done;
+    }
+    r.reps.slots = calloc(REP_SLOTS, sizeof *r.reps.slots);
+    block = malloc(CLI_READ_SIZE);
+    if (r.reps.slots == NULL || block == NULL || gate_comp_csv_new(&ctx, on_line, &r, &s)) {
+        fprintf(stderr, "dealgate comp-check: out of memory\n");
+        goto done;
+    }
+    in = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+    if (in == NULL) {
+        fprintf(stderr, "%s: cannot open: %s\n", file, strerror(errno));
+        goto done;
+    }
+
+    if (r.fmt == FMT_JSON) fputs("{\"results\":[\n", r.out);
+    if (r.fmt == FMT_CSV) fputs(csv_header, r.out);
+    rc = DG_OK;
+    for (;;) {
+        size_t n = fread(block, 1, CLI_READ_SIZE, in);
+        if (n > 0) rc = gate_comp_csv_feed(s, block, n, err, sizeof err);
+        if (rc != DG_OK) break;
+        if (n < CLI_READ_SIZE) {
+            if (ferror(in)) {
+                rc = dg_errf(err, sizeof err, DG_EIO, "line %zu: read error: %s",
+                             gate_comp_csv_line(s), strerror(errno));
+                break;
+            }
+            if (feof(in)) break;
+        }
+    }
+    if (rc == DG_OK) rc = gate_comp_csv_finish(s, err, sizeof err);
+    if (rc != DG_OK) {
+        if (r.fmt == FMT_JSON) {
+            char full[1024];
+            snprintf(full, sizeof full, "%s: %s", r.file, err);
+            json_close(&r, rc == DG_EPARSE ? "invalid_csv" : "invalid_field", full);
+        }
+        fflush(r.out);
+        fprintf(stderr, "%s: %s\n", r.file, err);
+        goto done;
+    }
+    if (r.fmt == FMT_JSON)
+        json_close(&r, NULL, NULL);
+    else
+        print_summary(r.fmt == FMT_CSV ? stderr : r.out, &r);
+    if (fflush(r.out) != 0 || ferror(r.out)) {
+        fprintf(stderr, "dealgate comp-check: write error: %s\n", strerror(errno));
+        goto done;
+    }
+    status = r.totals.violations ? 1 : 0;
+    goto done;
+usage:
+    fputs(usage, stderr);
+done:
+    if (in != NULL && in != stdin) fclose(in);
+    gate_comp_csv_free(s);
+    free(block);
+    reps_free(&r.reps);
+    gate_comp_buf_free(&r.buf);
+    gate_comp_totals_free(&r.totals);
+    if (c) cfg_free(c);
+    cfg_errors_free(&errs);
+    return status;
+}
