@@ -128,4 +128,13 @@ dg_err dlog_query_comp(dlog *l, const dlog_comp_filter *q, char **json, char *er
 /* Returns 1 if the log accepted its last write (for /readyz), else 0. */
 int dlog_healthy(dlog *l);
 
+/* Writer statistics since dlog_open (for /metrics and tests): *batches = transactions
+ * committed by the writer, *rows = decision and commission-check rows they wrote (retry
+ * notes and refused rows are not counted). Outputs may be NULL; l NULL gives zeros. */
+void dlog_stats(dlog *l, uint64_t *batches, uint64_t *rows);
+
+/* Returns the number of write requests queued and not yet taken by the writer (a gauge for
+ * /metrics; 0 for NULL). */
+size_t dlog_queue_depth(dlog *l);
+
 #endif

@@ -1,0 +1,1651 @@
+/* dlog.c — the decision log on SQLite (WAL), one writer thread, a small pool of readers.
+ *
+ * Writes: dlog_append(), dlog_append_comp() and dlog_note_retry() copy their arguments into
+ * a request, put it on a bounded queue and sleep until it is done. The writer thread takes
+ * everything queued and commits it in one BEGIN IMMEDIATE ... COMMIT, so concurrent
+ * decisions share one fsync (synchronous=FULL: a commit is durable before anyone is told
+ * OK). Each request runs inside its own SAVEPOINT, so a row that is refused (an event id
+ * already logged) is rolled back alone; if the commit itself fails, every request of the
+ * batch gets DG_EDB, dlog_healthy() turns 0, and the next batch simply tries again.
+ *
+ * Reads run on DLOG_READERS connections of their own (query_only), handed out under a
+ * mutex; in WAL mode they never wait for the writer. Schema and the reasoning behind it:
+ * docs/internals/decision-log.md.
+ */
+#include "gate/dlog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#define DLOG_FILE "dealgate.db"
+#define DLOG_QUEUE_MAX 1024 /* requests waiting for the writer; appenders wait beyond */
+#define DLOG_READERS 4      /* read connections */
+#define DLOG_BUSY_MS 5000   /* sqlite busy_timeout, every connection */
+#define DLOG_LIMIT_DEFAULT 50
+#define DLOG_LIMIT_MAX 500
+#define DLOG_CURSOR_MAX 128 /* longest cursor accepted (encoded) */
+#define DLOG_ID_MAX 64      /* longest id accepted inside a cursor */
+#define DLOG_ERRLEN 256
+#define DLOG_DAYLEN 48 /* room for any int fields, to please -Wformat */
+#define DLOG_TIMELEN 96
+#define DLOG_TIME_MAX INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
+
+/* ---- schema ------------------------------------------------------------------------------ */
+
+/* migrations[i] brings the schema from version i to i+1 (PRAGMA user_version). Append new
+ * steps at the end; never edit a step that has shipped. */
+static const char *const migrations[] = {
+    /* 1: decisions, deals, deal_stage_raw, daily, comp_checks, writebacks */
+    "CREATE TABLE decisions ("
+    " id TEXT NOT NULL PRIMARY KEY,"
+    " time_ms INTEGER NOT NULL,"
+    " adapter TEXT NOT NULL,"
+    " event_id TEXT,"
+    " body_hash TEXT,"
+    " opp_id TEXT NOT NULL,"
+    " pipeline TEXT,"
+    " name TEXT,"
+    " account TEXT,"
+    " owner TEXT,"
+    " amount INTEGER,"
+    " currency TEXT,"
+    " clouds TEXT,"
+    " from_stage TEXT,"
+    " from_raw TEXT,"
+    " to_stage TEXT,"
+    " to_raw TEXT,"
+    " outcome TEXT NOT NULL,"
+    " mode TEXT,"
+    " message TEXT,"
+    " reasons TEXT,"
+    " warnings TEXT,"
+    " registrations TEXT,"
+    " config_version TEXT,"
+    " latency_us INTEGER,"
+    " gated INTEGER NOT NULL DEFAULT 0,"
+    " won INTEGER NOT NULL DEFAULT 0,"
+    " lost INTEGER NOT NULL DEFAULT 0,"
+    " decision_json TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX decisions_event ON decisions(adapter, event_id)"
+    " WHERE event_id IS NOT NULL;"
+    "CREATE INDEX decisions_time ON decisions(time_ms, id);"
+    "CREATE INDEX decisions_opp ON decisions(opp_id, time_ms, id);"
+    "CREATE INDEX decisions_owner ON decisions(owner, time_ms, id);"
+    "CREATE INDEX decisions_outcome ON decisions(outcome, time_ms, id);"
+
+    "CREATE TABLE deals ("
+    " opp_id TEXT NOT NULL PRIMARY KEY,"
+    " pipeline TEXT,"
+    " name TEXT,"
+    " account TEXT,"
+    " owner TEXT,"
+    " amount INTEGER,"
+    " currency TEXT,"
+    " clouds TEXT,"
+    " last_stage TEXT,"
+    " last_raw TEXT,"
+    " last_outcome TEXT,"
+    " last_decision_id TEXT,"
+    " last_time_ms INTEGER,"
+    " last_message TEXT,"
+    " last_reasons TEXT,"
+    " first_gated_ms INTEGER,"
+    " first_gated_outcome TEXT,"
+    " first_allowed_ms INTEGER,"
+    " blocked INTEGER NOT NULL DEFAULT 0,"
+    " won_ms INTEGER,"
+    " lost_ms INTEGER,"
+    " retry_since INTEGER NOT NULL DEFAULT 0,"
+    " decisions INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX deals_blocked ON deals(last_time_ms) WHERE blocked = 1;"
+    "CREATE INDEX deals_owner ON deals(owner);"
+    "CREATE INDEX deals_first_gated ON deals(first_gated_ms) WHERE first_gated_ms IS NOT NULL;"
+    "CREATE INDEX deals_won ON deals(won_ms) WHERE won_ms IS NOT NULL;"
+    "CREATE INDEX deals_lost ON deals(lost_ms) WHERE lost_ms IS NOT NULL;"
+
+    "CREATE TABLE deal_stage_raw ("
+    " opp_id TEXT NOT NULL,"
+    " stage TEXT NOT NULL,"
+    " raw TEXT NOT NULL,"
+    " time_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (opp_id, stage)) WITHOUT ROWID;"
+
+    "CREATE TABLE daily ("
+    " day TEXT NOT NULL,"
+    " metric TEXT NOT NULL,"
+    " key TEXT NOT NULL DEFAULT '',"
+    " count INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (day, metric, key)) WITHOUT ROWID;"
+
+    "CREATE TABLE comp_checks ("
+    " id TEXT NOT NULL PRIMARY KEY,"
+    " time_ms INTEGER NOT NULL,"
+    " batch_id TEXT,"
+    " deal_id TEXT,"
+    " rep TEXT,"
+    " channel TEXT,"
+    " cloud TEXT,"
+    " currency TEXT,"
+    " violation INTEGER NOT NULL DEFAULT 0,"
+    " codes TEXT,"
+    " shortfall TEXT,"
+    " result_json TEXT NOT NULL);"
+    "CREATE INDEX comp_checks_time ON comp_checks(time_ms, id);"
+    "CREATE INDEX comp_checks_rep ON comp_checks(rep, time_ms, id);"
+    "CREATE INDEX comp_checks_violation ON comp_checks(violation, time_ms, id);"
+    "CREATE INDEX comp_checks_batch ON comp_checks(batch_id);"
+
+    "CREATE TABLE writebacks ("
+    " id INTEGER PRIMARY KEY,"
+    " decision_id TEXT NOT NULL REFERENCES decisions(id),"
+    " crm TEXT NOT NULL,"
+    " opp_id TEXT NOT NULL,"
+    " payload_json TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'pending'"
+    "  CHECK (state IN ('pending', 'done', 'superseded', 'failed')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX writebacks_once ON writebacks(decision_id, crm);"
+    "CREATE INDEX writebacks_due ON writebacks(next_at_ms) WHERE state = 'pending';"
+    "CREATE INDEX writebacks_opp ON writebacks(opp_id);",
+};
+
+#define DLOG_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- statements ---------------------------------------------------------------------------- */
+
+enum {
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_SAVEPOINT,
+    W_RELEASE,
+    W_ROLLBACK_TO,
+    W_EVENT_EXISTS,
+    W_INS_DECISION,
+    W_DEAL_ENSURE,
+    W_DEAL_SELECT,
+    W_DEAL_UPDATE,
+    W_STAGE_RAW,
+    W_DAILY_INC,
+    W_DAILY_CODES,
+    W_INS_COMP,
+    W_RETRY,
+    W_COUNT
+};
+
+static const char *const wsql[W_COUNT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_SAVEPOINT] = "SAVEPOINT dlog_row",
+    [W_RELEASE] = "RELEASE dlog_row",
+    [W_ROLLBACK_TO] = "ROLLBACK TO dlog_row",
+    [W_EVENT_EXISTS] = "SELECT 1 FROM decisions WHERE adapter = ?1 AND event_id = ?2",
+    [W_INS_DECISION] =
+        "INSERT INTO decisions (id, time_ms, adapter, event_id, body_hash, opp_id, pipeline,"
+        " name, account, owner, amount, currency, clouds, from_stage, from_raw, to_stage, to_raw,"
+        " outcome, mode, message, reasons, warnings, registrations, config_version, latency_us,"
+        " gated, won, lost, decision_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+        " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
+        " ?29)",
+    [W_DEAL_ENSURE] = "INSERT INTO deals (opp_id) VALUES (?1) ON CONFLICT (opp_id) DO NOTHING",
+    [W_DEAL_SELECT] = "SELECT last_time_ms, last_decision_id FROM deals WHERE opp_id = ?1",
+    /* :latest says whether this decision is the deal's newest (by time, then id): only then
+     * does it move the deal's current state. Descriptive fields keep their last known
+     * value when a call leaves them out. All SET expressions see the row before the update. */
+    [W_DEAL_UPDATE] =
+        "UPDATE deals SET"
+        " pipeline = CASE WHEN :latest THEN coalesce(:pipeline, pipeline)"
+        "  ELSE coalesce(pipeline, :pipeline) END,"
+        " name = CASE WHEN :latest THEN coalesce(:name, name) ELSE coalesce(name, :name) END,"
+        " account = CASE WHEN :latest THEN coalesce(:account, account)"
+        "  ELSE coalesce(account, :account) END,"
+        " owner = CASE WHEN :latest THEN coalesce(:owner, owner) ELSE coalesce(owner, :owner) END,"
+        " amount = CASE WHEN :amount IS NOT NULL AND (:latest OR amount IS NULL) THEN :amount"
+        "  ELSE amount END,"
+        " currency = CASE WHEN :currency IS NOT NULL AND (:latest OR currency IS NULL)"
+        "  THEN :currency ELSE currency END,"
+        " clouds = CASE WHEN :latest THEN coalesce(:clouds, clouds)"
+        "  ELSE coalesce(clouds, :clouds) END,"
+        " last_stage = CASE WHEN :latest AND :stage IS NOT NULL THEN :stage ELSE last_stage END,"
+        " last_raw = CASE WHEN :latest AND :stage IS NOT NULL THEN :raw ELSE last_raw END,"
+        " last_outcome = CASE WHEN :latest THEN :outcome ELSE last_outcome END,"
+        " last_decision_id = CASE WHEN :latest THEN :id ELSE last_decision_id END,"
+        " last_time_ms = CASE WHEN :latest THEN :time ELSE last_time_ms END,"
+        " last_message = CASE WHEN :latest THEN :message ELSE last_message END,"
+        " last_reasons = CASE WHEN :latest THEN :reasons ELSE last_reasons END,"
+        " blocked = CASE WHEN :latest THEN :outcome = 'block' ELSE blocked END,"
+        " won_ms = CASE WHEN :latest AND :outcome = 'allow' AND :stage IS NOT NULL"
+        "  THEN CASE WHEN :won THEN :time ELSE NULL END ELSE won_ms END,"
+        " lost_ms = CASE WHEN :latest AND :outcome = 'allow' AND :stage IS NOT NULL"
+        "  THEN CASE WHEN :lost THEN :time ELSE NULL END ELSE lost_ms END,"
+        " first_gated_ms = CASE WHEN :gated AND (first_gated_ms IS NULL OR :time < first_gated_ms)"
+        "  THEN :time ELSE first_gated_ms END,"
+        " first_gated_outcome = CASE WHEN :gated"
+        "  AND (first_gated_ms IS NULL OR :time < first_gated_ms)"
+        "  THEN :outcome ELSE first_gated_outcome END,"
+        " first_allowed_ms = CASE WHEN :gated AND :outcome = 'allow'"
+        "  AND (first_allowed_ms IS NULL OR :time < first_allowed_ms)"
+        "  THEN :time ELSE first_allowed_ms END,"
+        " retry_since = 0,"
+        " decisions = decisions + 1"
+        " WHERE opp_id = :opp",
+    [W_STAGE_RAW] = "INSERT INTO deal_stage_raw (opp_id, stage, raw, time_ms)"
+                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (opp_id, stage) DO UPDATE"
+                    " SET raw = excluded.raw, time_ms = excluded.time_ms"
+                    " WHERE excluded.time_ms >= deal_stage_raw.time_ms",
+    [W_DAILY_INC] = "INSERT INTO daily (day, metric, key, count) VALUES (?1, ?2, ?3, 1)"
+                    " ON CONFLICT (day, metric, key) DO UPDATE SET count = count + 1",
+    /* One count per distinct code of a JSON array of {"code": ...} objects. */
+    [W_DAILY_CODES] = "INSERT INTO daily (day, metric, key, count)"
+                      " SELECT ?1, ?2, code, 1 FROM (SELECT DISTINCT"
+                      " json_extract(value, '$.code') AS code FROM json_each(?3)"
+                      " WHERE type = 'object') WHERE code IS NOT NULL"
+                      " ON CONFLICT (day, metric, key) DO UPDATE SET count = count + 1",
+    [W_INS_COMP] = "INSERT INTO comp_checks (id, time_ms, batch_id, deal_id, rep, channel, cloud,"
+                   " currency, violation, codes, shortfall, result_json)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [W_RETRY] = "INSERT INTO deals (opp_id, retry_since) VALUES (?1, ?2)"
+                " ON CONFLICT (opp_id) DO UPDATE SET retry_since = excluded.retry_since"
+                " WHERE deals.retry_since = 0",
+};
+
+enum { R_FIND_EVENT, R_FIND_BODY, R_GET, R_DEAL_STATE, R_STAGE_RAW, R_COUNT };
+
+static const char *const rsql[R_COUNT] = {
+    [R_FIND_EVENT] = "SELECT decision_json, body_hash FROM decisions"
+                     " WHERE adapter = ?1 AND event_id = ?2",
+    [R_FIND_BODY] = "SELECT decision_json FROM decisions"
+                    " WHERE opp_id = ?1 AND body_hash = ?2 AND time_ms >= ?3"
+                    " ORDER BY time_ms DESC, id DESC LIMIT 1",
+    [R_GET] = "SELECT decision_json FROM decisions WHERE id = ?1",
+    [R_DEAL_STATE] = "SELECT last_stage, last_raw, retry_since FROM deals WHERE opp_id = ?1",
+    [R_STAGE_RAW] = "SELECT raw FROM deal_stage_raw WHERE opp_id = ?1 AND stage = ?2",
+};
+
+/* ---- the log ------------------------------------------------------------------------------ */
+
+typedef enum { RQ_DECISION, RQ_COMP, RQ_RETRY } rq_kind;
+
+/* One queued write. Owns mem, which holds copies of every string it points at. */
+struct req {
+    struct req *next;
+    rq_kind kind;
+    dlog_decision d;       /* RQ_DECISION */
+    dlog_comp_line *lines; /* RQ_COMP: nlines, inside mem */
+    size_t nlines;
+    const char *opp_id; /* RQ_RETRY */
+    int64_t now_s;
+    char *mem;
+    int done; /* set by the writer under l->mu */
+    dg_err rc;
+    char err[DLOG_ERRLEN];
+};
+
+struct rconn {
+    sqlite3 *db;
+    sqlite3_stmt *st[R_COUNT]; /* prepared on first use */
+    int busy;
+};
+
+struct dlog {
+    char *path;
+    sqlite3 *wdb; /* the writer thread's after dlog_open */
+    sqlite3_stmt *wst[W_COUNT];
+
+    pthread_mutex_t mu; /* guards everything below up to `rows` */
+    pthread_cond_t cv_work, cv_done, cv_space;
+    struct req *head, *tail;
+    size_t queued;
+    size_t inflight; /* callers inside submit() */
+    int stopping;
+    uint64_t batches, rows;
+    pthread_t writer;
+    int writer_started;
+
+    atomic_int healthy;
+
+    pthread_mutex_t rmu; /* guards rc[].busy */
+    pthread_cond_t rcv;
+    struct rconn rc[DLOG_READERS];
+};
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int bindn_text(sqlite3_stmt *st, const char *name, const char *s)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    return i > 0 ? bind_text(st, i, s) : SQLITE_RANGE;
+}
+
+static int bindn_int(sqlite3_stmt *st, const char *name, int64_t v)
+{
+    int i = sqlite3_bind_parameter_index(st, name);
+    return i > 0 ? sqlite3_bind_int64(st, i, v) : SQLITE_RANGE;
+}
+
+static void stmt_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Steps a statement that returns no rows of interest; resets it. Returns the step code. */
+static int run_stmt(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) rc = SQLITE_DONE;
+    stmt_done(st);
+    return rc;
+}
+
+/* Returns a malloc'd copy of column i (NULL for SQL NULL or no memory; *oom set then). */
+static char *col_dup(sqlite3_stmt *st, int i, int *oom)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    if (s == NULL) return NULL;
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    char *p = malloc(n + 1);
+    if (p == NULL) {
+        *oom = 1;
+        return NULL;
+    }
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+/* A growable output buffer (malloc'd: the caller of a query frees it with free()). */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+/* Returns 1 if s parses as JSON of the given type (cJSON_Object / cJSON_Array). */
+static int json_is(const char *s, int type)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithOpts(s, &end, 1);
+    int ok = j != NULL && (j->type & 0xFF) == type;
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* UTC day "YYYY-MM-DD" of a unix-ms time (times are checked to be in 1970..9999). */
+static void day_of(int64_t time_ms, char out[DLOG_DAYLEN])
+{
+    time_t t = (time_t)(time_ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL) {
+        snprintf(out, DLOG_DAYLEN, "0000-00-00");
+        return;
+    }
+    snprintf(out, DLOG_DAYLEN, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+/* RFC 3339 UTC with milliseconds: "2026-10-01T09:00:00.123Z". */
+static void rfc3339_ms(int64_t time_ms, char out[DLOG_TIMELEN])
+{
+    int64_t ms = time_ms % 1000;
+    int64_t s = time_ms / 1000;
+    if (ms < 0) {
+        ms += 1000;
+        s -= 1;
+    }
+    time_t t = (time_t)s;
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL) {
+        snprintf(out, DLOG_TIMELEN, "1970-01-01T00:00:00.000Z");
+        return;
+    }
+    snprintf(out, DLOG_TIMELEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+}
+
+/* ---- cursors: base64url (no padding) of "time_ms:id" ----------------------------------- */
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void cursor_encode(int64_t time_ms, const char *id, char *out, size_t outlen)
+{
+    char raw[DLOG_ID_MAX + 32];
+    int n = snprintf(raw, sizeof raw, "%" PRId64 ":%s", time_ms, id);
+    if (n < 0 || (size_t)n >= sizeof raw) n = 0; /* cannot happen: ids are bounded on write */
+    size_t o = 0;
+    for (int i = 0; i < n && o + 5 < outlen; i += 3) {
+        unsigned v = (unsigned char)raw[i] << 16;
+        int rem = n - i;
+        if (rem > 1) v |= (unsigned char)raw[i + 1] << 8;
+        if (rem > 2) v |= (unsigned char)raw[i + 2];
+        out[o++] = b64url[(v >> 18) & 63];
+        out[o++] = b64url[(v >> 12) & 63];
+        if (rem > 1) out[o++] = b64url[(v >> 6) & 63];
+        if (rem > 2) out[o++] = b64url[v & 63];
+    }
+    out[o] = '\0';
+}
+
+static int b64url_val(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+/* Decodes a cursor into *time_ms and id (size idlen). Returns 1, or 0 if malformed. */
+static int cursor_decode(const char *cur, int64_t *time_ms, char *id, size_t idlen)
+{
+    size_t n = strlen(cur);
+    if (n == 0 || n > DLOG_CURSOR_MAX || n % 4 == 1) return 0;
+    char raw[DLOG_CURSOR_MAX];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4] = {0, 0, 0, 0};
+        size_t k = n - i < 4 ? n - i : 4;
+        for (size_t j = 0; j < k; j++)
+            if ((v[j] = b64url_val(cur[i + j])) < 0) return 0;
+        unsigned w =
+            (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+        raw[o++] = (char)(w >> 16);
+        if (k > 2) raw[o++] = (char)(w >> 8 & 0xFF);
+        if (k > 3) raw[o++] = (char)(w & 0xFF);
+        /* unused low bits of the last group must be zero (one canonical spelling) */
+        if (k == 2 && (w & 0xFFFF)) return 0;
+        if (k == 3 && (w & 0xFF)) return 0;
+    }
+    raw[o] = '\0';
+    if (memchr(raw, '\0', o) != NULL) return 0;
+    char *colon = memchr(raw, ':', o);
+    if (colon == NULL || colon == raw) return 0;
+    *colon = '\0';
+    errno = 0;
+    char *end = NULL;
+    long long t = strtoll(raw, &end, 10);
+    if (errno != 0 || end != colon || t < 0) return 0;
+    const char *idp = colon + 1;
+    size_t idn = strlen(idp);
+    if (idn == 0 || idn > DLOG_ID_MAX || idn >= idlen) return 0;
+    for (size_t i = 0; i < idn; i++) {
+        unsigned char c = (unsigned char)idp[i];
+        if (c <= 0x20 || c >= 0x7F) return 0;
+    }
+    memcpy(id, idp, idn + 1);
+    *time_ms = t;
+    return 1;
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+/* Copying borrowed strings into one block: first count, then copy. */
+typedef struct {
+    size_t need;
+    char *p; /* NULL while counting */
+} arena;
+
+static void arena_str(arena *a, const char **s)
+{
+    if (*s == NULL) return;
+    size_t n = strlen(*s) + 1;
+    if (a->p == NULL) {
+        a->need += n;
+        return;
+    }
+    memcpy(a->p, *s, n);
+    *s = a->p;
+    a->p += n;
+}
+
+static void decision_strings(arena *a, dlog_decision *d)
+{
+    const char **f[] = {&d->id,
+                        &d->adapter,
+                        &d->event_id,
+                        &d->body_hash,
+                        &d->opp_id,
+                        &d->pipeline,
+                        &d->name,
+                        &d->account,
+                        &d->owner,
+                        &d->currency,
+                        &d->clouds_json,
+                        &d->from_stage,
+                        &d->from_raw,
+                        &d->to_stage,
+                        &d->to_raw,
+                        &d->outcome,
+                        &d->mode,
+                        &d->message,
+                        &d->reasons_json,
+                        &d->warnings_json,
+                        &d->registrations_json,
+                        &d->config_version,
+                        &d->decision_json};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        arena_str(a, f[i]);
+}
+
+static void comp_strings(arena *a, dlog_comp_line *c)
+{
+    const char **f[] = {&c->id,    &c->batch_id, &c->deal_id,    &c->rep,       &c->channel,
+                        &c->cloud, &c->currency, &c->codes_json, &c->shortfall, &c->result_json};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        arena_str(a, f[i]);
+}
+
+static struct req *req_decision(const dlog_decision *d)
+{
+    struct req *r = calloc(1, sizeof *r);
+    if (r == NULL) return NULL;
+    r->kind = RQ_DECISION;
+    r->d = *d;
+    arena a = {0, NULL};
+    decision_strings(&a, &r->d);
+    if ((r->mem = malloc(a.need ? a.need : 1)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    a.p = r->mem;
+    decision_strings(&a, &r->d);
+    return r;
+}
+
+static struct req *req_comp(const dlog_comp_line *lines, size_t n)
+{
+    if (n > SIZE_MAX / sizeof *lines / 2) return NULL;
+    struct req *r = calloc(1, sizeof *r);
+    if (r == NULL) return NULL;
+    r->kind = RQ_COMP;
+    r->nlines = n;
+    size_t head = n * sizeof *lines;
+    arena a = {0, NULL};
+    for (size_t i = 0; i < n; i++) {
+        dlog_comp_line c = lines[i];
+        comp_strings(&a, &c);
+    }
+    if ((r->mem = malloc(head + a.need + 1)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->lines = (dlog_comp_line *)(void *)r->mem;
+    memcpy(r->lines, lines, head);
+    a.p = r->mem + head;
+    for (size_t i = 0; i < n; i++)
+        comp_strings(&a, &r->lines[i]);
+    return r;
+}
+
+static struct req *req_retry(const char *opp_id, int64_t now_s)
+{
+    struct req *r = calloc(1, sizeof *r);
+    if (r == NULL) return NULL;
+    r->kind = RQ_RETRY;
+    r->now_s = now_s;
+    size_t n = strlen(opp_id) + 1;
+    if ((r->mem = malloc(n)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    memcpy(r->mem, opp_id, n);
+    r->opp_id = r->mem;
+    return r;
+}
+
+static void req_free(struct req *r)
+{
+    if (r == NULL) return;
+    free(r->mem);
+    free(r);
+}
+
+/* Queues r and waits until the writer has handled it. Takes ownership of r. */
+static dg_err submit(dlog *l, struct req *r, char *err, size_t errlen)
+{
+    dg_err rc;
+    pthread_mutex_lock(&l->mu);
+    l->inflight++;
+    while (!l->stopping && l->queued >= DLOG_QUEUE_MAX)
+        pthread_cond_wait(&l->cv_space, &l->mu);
+    if (l->stopping) {
+        rc = dg_errf(err, errlen, DG_EDB, "decision log is closed");
+    } else {
+        r->next = NULL;
+        if (l->tail)
+            l->tail->next = r;
+        else
+            l->head = r;
+        l->tail = r;
+        l->queued++;
+        pthread_cond_signal(&l->cv_work);
+        while (!r->done)
+            pthread_cond_wait(&l->cv_done, &l->mu);
+        rc = r->rc;
+        if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", r->err);
+    }
+    l->inflight--;
+    if (l->stopping && l->inflight == 0) pthread_cond_broadcast(&l->cv_done);
+    pthread_mutex_unlock(&l->mu);
+    req_free(r);
+    return rc;
+}
+
+/* ---- the writer -------------------------------------------------------------------------- */
+
+/* Records a failed statement on r: "decision log: what: sqlite message". */
+static dg_err req_fail(dlog *l, struct req *r, const char *what)
+{
+    r->rc = dg_errf(r->err, sizeof r->err, DG_EDB, "decision log: %s: %s", what,
+                    sqlite3_errmsg(l->wdb));
+    return DG_EDB;
+}
+
+static dg_err count_daily(dlog *l, struct req *r, const char *day, const char *metric,
+                          const char *key)
+{
+    sqlite3_stmt *st = l->wst[W_DAILY_INC];
+    bind_text(st, 1, day);
+    bind_text(st, 2, metric);
+    bind_text(st, 3, key ? key : "");
+    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "daily counters");
+    return DG_OK;
+}
+
+static dg_err count_codes(dlog *l, struct req *r, const char *day, const char *metric,
+                          const char *json)
+{
+    if (json == NULL) return DG_OK;
+    sqlite3_stmt *st = l->wst[W_DAILY_CODES];
+    bind_text(st, 1, day);
+    bind_text(st, 2, metric);
+    bind_text(st, 3, json);
+    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "daily counters");
+    return DG_OK;
+}
+
+static dg_err note_stage_raw(dlog *l, struct req *r, const char *stage, const char *raw)
+{
+    if (stage == NULL || raw == NULL) return DG_OK;
+    sqlite3_stmt *st = l->wst[W_STAGE_RAW];
+    bind_text(st, 1, r->d.opp_id);
+    bind_text(st, 2, stage);
+    bind_text(st, 3, raw);
+    sqlite3_bind_int64(st, 4, r->d.time_ms);
+    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "stage values");
+    return DG_OK;
+}
+
+/* Updates deals for decision d (inside the batch transaction). */
+static dg_err update_deal(dlog *l, struct req *r)
+{
+    const dlog_decision *d = &r->d;
+    sqlite3_stmt *st = l->wst[W_DEAL_ENSURE];
+    bind_text(st, 1, d->opp_id);
+    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "deal state");
+
+    st = l->wst[W_DEAL_SELECT];
+    bind_text(st, 1, d->opp_id);
+    int latest = 1;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        int64_t last_t = sqlite3_column_int64(st, 0);
+        const char *last_id = (const char *)sqlite3_column_text(st, 1);
+        latest = d->time_ms > last_t ||
+                 (d->time_ms == last_t && (last_id == NULL || strcmp(d->id, last_id) >= 0));
+    } else if (src != SQLITE_ROW && src != SQLITE_DONE) {
+        req_fail(l, r, "deal state");
+        stmt_done(st);
+        return DG_EDB;
+    }
+    stmt_done(st);
+
+    /* A blocked move does not take the deal to its target stage (the CRM reverts it, and
+     * the gate must keep treating the next move as coming from before the gate): the deal
+     * stays at the stage it came from, if known. */
+    int allowed = strcmp(d->outcome, "allow") == 0;
+    const char *stage = allowed ? d->to_stage : d->from_stage;
+    const char *raw = allowed ? d->to_raw : d->from_raw;
+
+    st = l->wst[W_DEAL_UPDATE];
+    bindn_int(st, ":latest", latest);
+    bindn_text(st, ":opp", d->opp_id);
+    bindn_text(st, ":pipeline", d->pipeline);
+    bindn_text(st, ":name", d->name);
+    bindn_text(st, ":account", d->account);
+    bindn_text(st, ":owner", d->owner);
+    if (d->has_amount) bindn_int(st, ":amount", d->amount);
+    bindn_text(st, ":currency", d->currency);
+    bindn_text(st, ":clouds", d->clouds_json);
+    bindn_text(st, ":stage", stage);
+    bindn_text(st, ":raw", raw);
+    bindn_text(st, ":outcome", d->outcome);
+    bindn_text(st, ":id", d->id);
+    bindn_int(st, ":time", d->time_ms);
+    bindn_text(st, ":message", d->message);
+    bindn_text(st, ":reasons", d->reasons_json);
+    bindn_int(st, ":won", d->won != 0);
+    bindn_int(st, ":lost", d->lost != 0);
+    bindn_int(st, ":gated", d->gated != 0);
+    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "deal state");
+
+    if (note_stage_raw(l, r, d->from_stage, d->from_raw) != DG_OK) return DG_EDB;
+    return note_stage_raw(l, r, d->to_stage, d->to_raw);
+}
+
+static dg_err apply_decision(dlog *l, struct req *r)
+{
+    const dlog_decision *d = &r->d;
+    sqlite3_stmt *st;
+
+    if (d->event_id != NULL) {
+        st = l->wst[W_EVENT_EXISTS];
+        bind_text(st, 1, d->adapter);
+        bind_text(st, 2, d->event_id);
+        int src = sqlite3_step(st);
+        stmt_done(st);
+        if (src == SQLITE_ROW) {
+            r->rc = dg_errf(r->err, sizeof r->err, DG_EEXISTS,
+                            "event %s of adapter %s is already logged", d->event_id, d->adapter);
+            return DG_EEXISTS;
+        }
+        if (src != SQLITE_DONE) return req_fail(l, r, "event look-up");
+    }
+
+    st = l->wst[W_INS_DECISION];
+    const char *txt[] = {d->id,
+                         NULL,
+                         d->adapter,
+                         d->event_id,
+                         d->body_hash,
+                         d->opp_id,
+                         d->pipeline,
+                         d->name,
+                         d->account,
+                         d->owner,
+                         NULL,
+                         d->currency,
+                         d->clouds_json,
+                         d->from_stage,
+                         d->from_raw,
+                         d->to_stage,
+                         d->to_raw,
+                         d->outcome,
+                         d->mode,
+                         d->message,
+                         d->reasons_json,
+                         d->warnings_json,
+                         d->registrations_json,
+                         d->config_version};
+    for (int i = 0; i < (int)(sizeof txt / sizeof txt[0]); i++)
+        if (i != 1 && i != 10) bind_text(st, i + 1, txt[i]);
+    sqlite3_bind_int64(st, 2, d->time_ms);
+    if (d->has_amount) sqlite3_bind_int64(st, 11, d->amount);
+    sqlite3_bind_int64(st, 25, d->latency_us);
+    sqlite3_bind_int(st, 26, d->gated != 0);
+    sqlite3_bind_int(st, 27, d->won != 0);
+    sqlite3_bind_int(st, 28, d->lost != 0);
+    bind_text(st, 29, d->decision_json);
+    int src = run_stmt(st);
+    if (src != SQLITE_DONE) {
+        /* the UNIQUE index is the backstop for the check above */
+        if (sqlite3_extended_errcode(l->wdb) == SQLITE_CONSTRAINT_UNIQUE && d->event_id &&
+            strstr(sqlite3_errmsg(l->wdb), "event_id") != NULL) {
+            r->rc = dg_errf(r->err, sizeof r->err, DG_EEXISTS,
+                            "event %s of adapter %s is already logged", d->event_id, d->adapter);
+            return DG_EEXISTS;
+        }
+        return req_fail(l, r, "insert decision");
+    }
+
+    if (update_deal(l, r) != DG_OK) return DG_EDB;
+
+    char day[DLOG_DAYLEN];
+    day_of(d->time_ms, day);
+    int allowed = strcmp(d->outcome, "allow") == 0;
+    if (count_daily(l, r, day, "decisions", "") != DG_OK) return DG_EDB;
+    if (count_daily(l, r, day, "outcome", d->outcome) != DG_OK) return DG_EDB;
+    if (d->gated && count_daily(l, r, day, "gated", d->outcome) != DG_OK) return DG_EDB;
+    if (!allowed && count_codes(l, r, day, "reason", d->reasons_json) != DG_OK) return DG_EDB;
+    if (count_codes(l, r, day, "warning", d->warnings_json) != DG_OK) return DG_EDB;
+    if (allowed && d->won && count_daily(l, r, day, "won", "") != DG_OK) return DG_EDB;
+    if (allowed && d->lost && count_daily(l, r, day, "lost", "") != DG_OK) return DG_EDB;
+    return DG_OK;
+}
+
+static dg_err apply_comp(dlog *l, struct req *r)
+{
+    sqlite3_stmt *st = l->wst[W_INS_COMP];
+    for (size_t i = 0; i < r->nlines; i++) {
+        const dlog_comp_line *c = &r->lines[i];
+        bind_text(st, 1, c->id);
+        sqlite3_bind_int64(st, 2, c->time_ms);
+        bind_text(st, 3, c->batch_id);
+        bind_text(st, 4, c->deal_id);
+        bind_text(st, 5, c->rep);
+        bind_text(st, 6, c->channel);
+        bind_text(st, 7, c->cloud);
+        bind_text(st, 8, c->currency);
+        sqlite3_bind_int(st, 9, c->violation != 0);
+        bind_text(st, 10, c->codes_json);
+        bind_text(st, 11, c->shortfall);
+        bind_text(st, 12, c->result_json);
+        if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "insert commission check");
+        char day[DLOG_DAYLEN];
+        day_of(c->time_ms, day);
+        if (count_daily(l, r, day, "comp_lines", "") != DG_OK) return DG_EDB;
+        if (c->violation && count_daily(l, r, day, "comp_violations", "") != DG_OK) return DG_EDB;
+    }
+    return DG_OK;
+}
+
+static dg_err apply_retry(dlog *l, struct req *r)
+{
+    sqlite3_stmt *st = l->wst[W_RETRY];
+    bind_text(st, 1, r->opp_id);
+    sqlite3_bind_int64(st, 2, r->now_s);
+    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "note retry");
+    return DG_OK;
+}
+
+static uint64_t req_rows(const struct req *r)
+{
+    return r->kind == RQ_DECISION ? 1 : r->kind == RQ_COMP ? r->nlines : 0;
+}
+
+/* Fails every request of the batch with the writer connection's current error. */
+static void batch_fail(dlog *l, struct req *batch, const char *what, const char *msg)
+{
+    for (struct req *r = batch; r; r = r->next)
+        r->rc = dg_errf(r->err, sizeof r->err, DG_EDB, "decision log %s failed: %s", what, msg);
+    atomic_store(&l->healthy, 0);
+}
+
+/* Writes one batch in one transaction. Returns 1 if it committed (*rows: rows written), 0 if
+ * not. Every request's rc/err is set. Runs on the writer thread only. */
+static int run_batch(dlog *l, struct req *batch, uint64_t *rows)
+{
+    sqlite3 *db = l->wdb;
+    char msg[DLOG_ERRLEN];
+
+    if (run_stmt(l->wst[W_BEGIN]) != SQLITE_DONE) {
+        snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db));
+        if (!sqlite3_get_autocommit(db)) run_stmt(l->wst[W_ROLLBACK]);
+        batch_fail(l, batch, "begin", msg);
+        return 0;
+    }
+    for (struct req *r = batch; r; r = r->next) {
+        r->rc = DG_OK;
+        r->err[0] = '\0';
+        if (run_stmt(l->wst[W_SAVEPOINT]) != SQLITE_DONE) goto abort;
+        dg_err e = r->kind == RQ_DECISION ? apply_decision(l, r)
+                   : r->kind == RQ_COMP   ? apply_comp(l, r)
+                                          : apply_retry(l, r);
+        if (e == DG_OK) {
+            if (run_stmt(l->wst[W_RELEASE]) != SQLITE_DONE) goto abort;
+            continue;
+        }
+        /* this request alone is undone, unless the error ended the whole transaction
+         * (I/O errors, disk full) */
+        if (sqlite3_get_autocommit(db)) goto abort;
+        if (run_stmt(l->wst[W_ROLLBACK_TO]) != SQLITE_DONE ||
+            run_stmt(l->wst[W_RELEASE]) != SQLITE_DONE)
+            goto abort;
+        r->rc = e;
+    }
+    if (run_stmt(l->wst[W_COMMIT]) != SQLITE_DONE) {
+        snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db));
+        if (!sqlite3_get_autocommit(db)) run_stmt(l->wst[W_ROLLBACK]);
+        batch_fail(l, batch, "commit", msg);
+        return 0;
+    }
+    atomic_store(&l->healthy, 1);
+    *rows = 0;
+    for (struct req *r = batch; r; r = r->next)
+        if (r->rc == DG_OK) *rows += req_rows(r);
+    return 1;
+
+abort:
+    snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db));
+    if (!sqlite3_get_autocommit(db)) run_stmt(l->wst[W_ROLLBACK]);
+    batch_fail(l, batch, "write", msg);
+    return 0;
+}
+
+static void *writer_main(void *arg)
+{
+    dlog *l = arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (l->head == NULL && !l->stopping)
+            pthread_cond_wait(&l->cv_work, &l->mu);
+        if (l->head == NULL) break; /* stopping, and everything queued is written */
+        struct req *batch = l->head;
+        l->head = l->tail = NULL;
+        l->queued = 0;
+        pthread_cond_broadcast(&l->cv_space);
+        pthread_mutex_unlock(&l->mu);
+
+        uint64_t rows = 0;
+        int ok = run_batch(l, batch, &rows);
+
+        pthread_mutex_lock(&l->mu);
+        if (ok) {
+            l->batches++;
+            l->rows += rows;
+        }
+        for (struct req *r = batch, *next; r; r = next) {
+            next = r->next; /* r belongs to its waiter once done is set */
+            r->done = 1;
+        }
+        pthread_cond_broadcast(&l->cv_done);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------------------------ */
+
+/* mkdir -p with mode 0700 for the parts it creates; the result must be a directory. */
+static dg_err make_dir(const char *dir, char *err, size_t errlen)
+{
+    size_t n = strlen(dir);
+    char *p = malloc(n + 1);
+    if (p == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    memcpy(p, dir, n + 1);
+    dg_err rc = DG_EIO;
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            dg_errf(err, errlen, DG_EIO, "cannot create data_dir %s: %s", p, strerror(errno));
+            goto done;
+        }
+        p[i] = c;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        dg_errf(err, errlen, DG_EIO, "data_dir %s: %s", dir, strerror(errno));
+        goto done;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        dg_errf(err, errlen, DG_EIO, "data_dir %s is not a directory", dir);
+        goto done;
+    }
+    rc = DG_OK;
+done:
+    free(p);
+    return rc;
+}
+
+static dg_err exec_sql(sqlite3 *db, const char *sql, const char *what, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK) return DG_OK;
+    dg_errf(err, errlen, DG_EDB, "decision log %s: %s", what, msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return DG_EDB;
+}
+
+/* Brings the schema to DLOG_SCHEMA_VERSION, one transaction per step. */
+static dg_err migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return dg_errf(err, errlen, DG_EDB, "decision log: cannot read schema version: %s",
+                       sqlite3_errmsg(db));
+    }
+    int version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > DLOG_SCHEMA_VERSION)
+        return dg_errf(err, errlen, DG_EDB,
+                       "decision log schema version %d is newer than this build's (%d)", version,
+                       DLOG_SCHEMA_VERSION);
+    for (int v = version; v < DLOG_SCHEMA_VERSION; v++) {
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
+        if (exec_sql(db, "BEGIN IMMEDIATE", "migration", err, errlen) != DG_OK) return DG_EDB;
+        if (exec_sql(db, migrations[v], "migration", err, errlen) != DG_OK ||
+            exec_sql(db, bump, "migration", err, errlen) != DG_OK ||
+            exec_sql(db, "COMMIT", "migration", err, errlen) != DG_OK) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return DG_EDB;
+        }
+    }
+    return DG_OK;
+}
+
+static dg_err open_writer(dlog *l, char *err, size_t errlen)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(l->path, &l->wdb, flags, NULL) != SQLITE_OK)
+        return dg_errf(err, errlen, DG_EDB, "cannot open %s: %s", l->path,
+                       l->wdb ? sqlite3_errmsg(l->wdb) : "out of memory");
+    sqlite3_extended_result_codes(l->wdb, 1);
+    sqlite3_busy_timeout(l->wdb, DLOG_BUSY_MS);
+
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_prepare_v2(l->wdb, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
+             sqlite3_step(st) == SQLITE_ROW &&
+             sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    if (!ok)
+        return dg_errf(err, errlen, DG_EDB, "cannot put %s in WAL mode: %s", l->path,
+                       sqlite3_errmsg(l->wdb));
+    /* FULL: in WAL mode NORMAL may lose the last commits on power loss, and a decision is
+     * acknowledged only once its commit is durable. */
+    if (exec_sql(l->wdb,
+                 "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+                 " PRAGMA journal_size_limit=67108864",
+                 "setup", err, errlen) != DG_OK)
+        return DG_EDB;
+    if (migrate(l->wdb, err, errlen) != DG_OK) return DG_EDB;
+    for (int i = 0; i < W_COUNT; i++)
+        if (sqlite3_prepare_v3(l->wdb, wsql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->wst[i], NULL) !=
+            SQLITE_OK)
+            return dg_errf(err, errlen, DG_EDB, "decision log: cannot prepare statement %d: %s", i,
+                           sqlite3_errmsg(l->wdb));
+    return DG_OK;
+}
+
+static dg_err open_readers(dlog *l, char *err, size_t errlen)
+{
+    for (int i = 0; i < DLOG_READERS; i++) {
+        struct rconn *c = &l->rc[i];
+        if (sqlite3_open_v2(l->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK)
+            return dg_errf(err, errlen, DG_EDB, "cannot open %s for reading: %s", l->path,
+                           c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        sqlite3_extended_result_codes(c->db, 1);
+        sqlite3_busy_timeout(c->db, DLOG_BUSY_MS);
+        if (exec_sql(c->db, "PRAGMA query_only=1", "reader setup", err, errlen) != DG_OK)
+            return DG_EDB;
+    }
+    return DG_OK;
+}
+
+/* Frees l and everything it owns; the writer thread must not be running. */
+static void dlog_free(dlog *l)
+{
+    if (l == NULL) return;
+    for (int i = 0; i < DLOG_READERS; i++) {
+        for (int j = 0; j < R_COUNT; j++)
+            sqlite3_finalize(l->rc[i].st[j]);
+        sqlite3_close(l->rc[i].db);
+    }
+    for (int i = 0; i < W_COUNT; i++)
+        sqlite3_finalize(l->wst[i]);
+    if (l->writer_started) /* bounded, so a large log does not slow down shutdown */
+        sqlite3_exec(l->wdb, "PRAGMA analysis_limit=400; PRAGMA optimize", NULL, NULL, NULL);
+    sqlite3_close(l->wdb); /* the last connection checkpoints the WAL */
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv_work);
+    pthread_cond_destroy(&l->cv_done);
+    pthread_cond_destroy(&l->cv_space);
+    pthread_mutex_destroy(&l->rmu);
+    pthread_cond_destroy(&l->rcv);
+    free(l->path);
+    free(l);
+}
+
+dg_err dlog_open(const char *data_dir, dlog **out, char *err, size_t errlen)
+{
+    dg_err rc = DG_EDB;
+    dlog *l = NULL;
+    int fd = -1;
+
+    if (out == NULL || data_dir == NULL || *data_dir == '\0')
+        return dg_errf(err, errlen, DG_EINVAL, "data_dir is required");
+    *out = NULL;
+    if (!sqlite3_threadsafe())
+        return dg_errf(err, errlen, DG_EDB, "SQLite is built without thread support");
+
+    if ((l = calloc(1, sizeof *l)) == NULL) {
+        rc = dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+        goto done;
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv_work, NULL);
+    pthread_cond_init(&l->cv_done, NULL);
+    pthread_cond_init(&l->cv_space, NULL);
+    pthread_mutex_init(&l->rmu, NULL);
+    pthread_cond_init(&l->rcv, NULL);
+    atomic_init(&l->healthy, 1);
+
+    if ((rc = make_dir(data_dir, err, errlen)) != DG_OK) goto done;
+    size_t n = strlen(data_dir) + sizeof "/" DLOG_FILE;
+    if ((l->path = malloc(n)) == NULL) {
+        rc = dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+        goto done;
+    }
+    snprintf(l->path, n, "%s/%s", data_dir, DLOG_FILE);
+    /* create the file ourselves so it (and the -wal/-shm SQLite derives from it) is 0600 */
+    if ((fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        rc = dg_errf(err, errlen, DG_EIO, "cannot open %s: %s", l->path, strerror(errno));
+        goto done;
+    }
+    close(fd);
+    fd = -1;
+
+    rc = DG_EDB;
+    if (open_writer(l, err, errlen) != DG_OK) goto done;
+    if (open_readers(l, err, errlen) != DG_OK) goto done;
+    if (pthread_create(&l->writer, NULL, writer_main, l) != 0) {
+        dg_errf(err, errlen, DG_EDB, "cannot start the decision log writer");
+        goto done;
+    }
+    l->writer_started = 1;
+    *out = l;
+    l = NULL;
+    rc = DG_OK;
+done:
+    if (fd >= 0) close(fd);
+    dlog_free(l);
+    return rc;
+}
+
+void dlog_close(dlog *l)
+{
+    if (l == NULL) return;
+    if (l->writer_started) {
+        pthread_mutex_lock(&l->mu);
+        l->stopping = 1;
+        pthread_cond_broadcast(&l->cv_work);
+        pthread_cond_broadcast(&l->cv_space);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->writer, NULL); /* it drains the queue first */
+        pthread_mutex_lock(&l->mu);
+        while (l->inflight > 0)
+            pthread_cond_wait(&l->cv_done, &l->mu);
+        pthread_mutex_unlock(&l->mu);
+    }
+    dlog_free(l);
+}
+
+/* ---- writes ------------------------------------------------------------------------------ */
+
+static int valid_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > DLOG_ID_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7F || s[i] == ':') return 0;
+    return 1;
+}
+
+static dg_err check_json(const char *s, int type, const char *field, int required, char *err,
+                         size_t errlen)
+{
+    if (s == NULL) {
+        if (!required) return DG_OK;
+        return dg_errf(err, errlen, DG_EINVAL, "decision log: %s is required", field);
+    }
+    if (!json_is(s, type))
+        return dg_errf(err, errlen, DG_EINVAL, "decision log: %s is not a JSON %s", field,
+                       type == cJSON_Object ? "object" : "array");
+    return DG_OK;
+}
+
+dg_err dlog_append(dlog *l, const dlog_decision *d, char *err, size_t errlen)
+{
+    if (l == NULL || d == NULL) return dg_errf(err, errlen, DG_EINVAL, "decision log: no log");
+    if (!valid_id(d->id))
+        return dg_errf(err, errlen, DG_EINVAL, "decision log: id must be 1-%d printable characters",
+                       DLOG_ID_MAX);
+    if (d->adapter == NULL || *d->adapter == '\0' || d->opp_id == NULL || *d->opp_id == '\0')
+        return dg_errf(err, errlen, DG_EINVAL, "decision log: adapter and opp_id are required");
+    if (d->outcome == NULL || (strcmp(d->outcome, "allow") != 0 && strcmp(d->outcome, "block")))
+        return dg_errf(err, errlen, DG_EINVAL, "decision log: outcome must be allow or block");
+    if (d->time_ms < 0 || d->time_ms > DLOG_TIME_MAX)
+        return dg_errf(err, errlen, DG_EINVAL, "decision log: time_ms out of range");
+    if (check_json(d->decision_json, cJSON_Object, "decision_json", 1, err, errlen) ||
+        check_json(d->clouds_json, cJSON_Array, "clouds_json", 0, err, errlen) ||
+        check_json(d->reasons_json, cJSON_Array, "reasons_json", 0, err, errlen) ||
+        check_json(d->warnings_json, cJSON_Array, "warnings_json", 0, err, errlen) ||
+        check_json(d->registrations_json, cJSON_Array, "registrations_json", 0, err, errlen))
+        return DG_EINVAL;
+    struct req *r = req_decision(d);
+    if (r == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    return submit(l, r, err, errlen);
+}
+
+dg_err dlog_append_comp(dlog *l, const dlog_comp_line *lines, size_t n, char *err, size_t errlen)
+{
+    if (l == NULL || (lines == NULL && n > 0))
+        return dg_errf(err, errlen, DG_EINVAL, "decision log: no log");
+    if (n == 0) return DG_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!valid_id(lines[i].id))
+            return dg_errf(err, errlen, DG_EINVAL, "decision log: comp line %zu: bad id", i);
+        if (lines[i].time_ms < 0 || lines[i].time_ms > DLOG_TIME_MAX)
+            return dg_errf(err, errlen, DG_EINVAL, "decision log: comp line %zu: bad time", i);
+        if (check_json(lines[i].result_json, cJSON_Object, "result_json", 1, err, errlen) ||
+            check_json(lines[i].codes_json, cJSON_Array, "codes_json", 0, err, errlen))
+            return DG_EINVAL;
+    }
+    struct req *r = req_comp(lines, n);
+    if (r == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    return submit(l, r, err, errlen);
+}
+
+dg_err dlog_note_retry(dlog *l, const char *opp_id, int64_t now_s)
+{
+    if (l == NULL || opp_id == NULL || *opp_id == '\0' || now_s <= 0) return DG_EINVAL;
+    struct req *r = req_retry(opp_id, now_s);
+    if (r == NULL) return DG_ENOMEM;
+    return submit(l, r, NULL, 0);
+}
+
+int dlog_healthy(dlog *l)
+{
+    return l != NULL && atomic_load(&l->healthy);
+}
+
+void dlog_stats(dlog *l, uint64_t *batches, uint64_t *rows)
+{
+    uint64_t b = 0, r = 0;
+    if (l != NULL) {
+        pthread_mutex_lock(&l->mu);
+        b = l->batches;
+        r = l->rows;
+        pthread_mutex_unlock(&l->mu);
+    }
+    if (batches) *batches = b;
+    if (rows) *rows = r;
+}
+
+size_t dlog_queue_depth(dlog *l)
+{
+    size_t n = 0;
+    if (l != NULL) {
+        pthread_mutex_lock(&l->mu);
+        n = l->queued;
+        pthread_mutex_unlock(&l->mu);
+    }
+    return n;
+}
+
+/* ---- reads ------------------------------------------------------------------------------- */
+
+static struct rconn *reader_get(dlog *l)
+{
+    pthread_mutex_lock(&l->rmu);
+    for (;;) {
+        for (int i = 0; i < DLOG_READERS; i++) {
+            if (!l->rc[i].busy) {
+                l->rc[i].busy = 1;
+                pthread_mutex_unlock(&l->rmu);
+                return &l->rc[i];
+            }
+        }
+        pthread_cond_wait(&l->rcv, &l->rmu);
+    }
+}
+
+static void reader_put(dlog *l, struct rconn *c)
+{
+    pthread_mutex_lock(&l->rmu);
+    c->busy = 0;
+    pthread_cond_signal(&l->rcv);
+    pthread_mutex_unlock(&l->rmu);
+}
+
+/* The cached statement `which` of c, prepared on first use (NULL on error). */
+static sqlite3_stmt *reader_stmt(struct rconn *c, int which)
+{
+    if (c->st[which] == NULL &&
+        sqlite3_prepare_v3(c->db, rsql[which], -1, SQLITE_PREPARE_PERSISTENT, &c->st[which],
+                           NULL) != SQLITE_OK)
+        return NULL;
+    return c->st[which];
+}
+
+/* Runs read statement `which` with text parameters p1, p2 (and integer p3 when has_p3), and
+ * copies up to three text columns of the first row into out[0..ncols-1]. Returns DG_OK,
+ * DG_ENOTFOUND, DG_ENOMEM or DG_EDB. On DG_OK *i64 gets integer column i64_col (if >= 0). */
+static dg_err read_row(dlog *l, int which, const char *p1, const char *p2, int has_p3, int64_t p3,
+                       char **out[], int ncols, int i64_col, int64_t *i64)
+{
+    dg_err rc = DG_EDB;
+    char *vals[3] = {NULL, NULL, NULL};
+    struct rconn *c = reader_get(l);
+    sqlite3_stmt *st = reader_stmt(c, which);
+    if (st == NULL) goto done;
+    bind_text(st, 1, p1);
+    if (p2) bind_text(st, 2, p2);
+    if (has_p3) sqlite3_bind_int64(st, 3, p3);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = DG_ENOTFOUND;
+        goto done;
+    }
+    if (src != SQLITE_ROW) goto done;
+    int oom = 0;
+    for (int i = 0; i < ncols; i++)
+        if (out[i]) vals[i] = col_dup(st, i, &oom);
+    if (oom) {
+        rc = DG_ENOMEM;
+        goto done;
+    }
+    if (i64_col >= 0 && i64) *i64 = sqlite3_column_int64(st, i64_col);
+    for (int i = 0; i < ncols; i++) {
+        if (out[i]) *out[i] = vals[i];
+        vals[i] = NULL;
+    }
+    rc = DG_OK;
+done:
+    if (st) stmt_done(st);
+    reader_put(l, c);
+    for (int i = 0; i < 3; i++)
+        free(vals[i]);
+    return rc;
+}
+
+dg_err dlog_find_event(dlog *l, const char *adapter, const char *event_id, char **decision_json,
+                       char **body_hash)
+{
+    if (decision_json) *decision_json = NULL;
+    if (body_hash) *body_hash = NULL;
+    if (l == NULL || adapter == NULL || event_id == NULL) return DG_EINVAL;
+    char **out[2] = {decision_json, body_hash};
+    return read_row(l, R_FIND_EVENT, adapter, event_id, 0, 0, out, 2, -1, NULL);
+}
+
+dg_err dlog_find_recent_body(dlog *l, const char *opp_id, const char *body_hash, int64_t since_ms,
+                             char **decision_json)
+{
+    if (decision_json) *decision_json = NULL;
+    if (l == NULL || opp_id == NULL || body_hash == NULL) return DG_EINVAL;
+    char **out[1] = {decision_json};
+    return read_row(l, R_FIND_BODY, opp_id, body_hash, 1, since_ms, out, 1, -1, NULL);
+}
+
+dg_err dlog_get(dlog *l, const char *id, char **decision_json)
+{
+    if (decision_json) *decision_json = NULL;
+    if (l == NULL || id == NULL) return DG_EINVAL;
+    char **out[1] = {decision_json};
+    return read_row(l, R_GET, id, NULL, 0, 0, out, 1, -1, NULL);
+}
+
+dg_err dlog_deal_state(dlog *l, const char *opp_id, char **last_stage, char **last_raw,
+                       int64_t *retry_since)
+{
+    if (last_stage) *last_stage = NULL;
+    if (last_raw) *last_raw = NULL;
+    if (retry_since) *retry_since = 0;
+    if (l == NULL || opp_id == NULL) return DG_EINVAL;
+    char **out[2] = {last_stage, last_raw};
+    return read_row(l, R_DEAL_STATE, opp_id, NULL, 0, 0, out, 2, 2, retry_since);
+}
+
+dg_err dlog_stage_raw(dlog *l, const char *opp_id, const char *stage, char **raw)
+{
+    if (raw) *raw = NULL;
+    if (l == NULL || opp_id == NULL || stage == NULL) return DG_EINVAL;
+    char **out[1] = {raw};
+    return read_row(l, R_STAGE_RAW, opp_id, stage, 0, 0, out, 1, -1, NULL);
+}
+
+static int clamp_limit(int limit)
+{
+    if (limit <= 0) return DLOG_LIMIT_DEFAULT;
+    return limit > DLOG_LIMIT_MAX ? DLOG_LIMIT_MAX : limit;
+}
+
+/* Appends a fixed SQL fragment to buf (size cap); the fragments are constants that fit. */
+static void sql_add(char *buf, size_t cap, size_t *len, const char *s)
+{
+    size_t n = strlen(s);
+    if (*len + n + 1 > cap) return; /* buf is sized for every fragment at once */
+    memcpy(buf + *len, s, n + 1);
+    *len += n;
+}
+
+/* Writes the JSON of the current row of a page query into b. */
+typedef void (*row_emit)(sbuf *b, sqlite3_stmt *st);
+
+/* Runs a prepared page query whose columns are (time_ms, id, json...) and writes
+ * {"<key>": [...], "next_cursor": ...} into *json. limit rows at most (the statement fetches
+ * limit + 1 to know whether there is a next page). */
+static dg_err run_page(sqlite3_stmt *st, const char *key, int limit, row_emit emit, char **json,
+                       char *err, size_t errlen)
+{
+    sbuf b = {0};
+    int n = 0, more = 0, src;
+    int64_t last_t = 0;
+    char last_id[DLOG_ID_MAX + 1] = "";
+    sb_str(&b, "{\"");
+    sb_str(&b, key);
+    sb_str(&b, "\":[");
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            more = 1;
+            break;
+        }
+        if (n > 0) sb_add(&b, ",", 1);
+        emit(&b, st);
+        last_t = sqlite3_column_int64(st, 0);
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        snprintf(last_id, sizeof last_id, "%s", id ? id : "");
+        n++;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) {
+        free(b.p);
+        return dg_errf(err, errlen, DG_EDB, "decision log query: %s",
+                       sqlite3_errmsg(sqlite3_db_handle(st)));
+    }
+    sb_str(&b, "],\"next_cursor\":");
+    if (more) {
+        char cur[DLOG_CURSOR_MAX + 8];
+        cursor_encode(last_t, last_id, cur, sizeof cur);
+        sb_add(&b, "\"", 1);
+        sb_str(&b, cur);
+        sb_add(&b, "\"", 1);
+    } else {
+        sb_str(&b, "null");
+    }
+    sb_add(&b, "}", 1);
+    if (b.oom) {
+        free(b.p);
+        return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    }
+    *json = b.p;
+    return DG_OK;
+}
+
+static void emit_decision(sbuf *b, sqlite3_stmt *st)
+{
+    /* the stored text is a JSON object we validated on append */
+    sb_add(b, (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+}
+
+static void emit_comp(sbuf *b, sqlite3_stmt *st)
+{
+    char when[DLOG_TIMELEN];
+    rfc3339_ms(sqlite3_column_int64(st, 0), when);
+    const char *id = (const char *)sqlite3_column_text(st, 1);
+    cJSON *o = cJSON_Parse((const char *)sqlite3_column_text(st, 2));
+    if (o != NULL && !cJSON_IsObject(o)) { /* cannot happen: validated on append */
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    if (o == NULL) o = cJSON_CreateObject();
+    char *s = NULL;
+    if (o != NULL) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "id");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "time");
+        cJSON *idv = cJSON_CreateString(id ? id : "");
+        cJSON *tv = cJSON_CreateString(when);
+        if (idv) cJSON_AddItemToObject(o, "id", idv);
+        if (tv) cJSON_AddItemToObject(o, "time", tv);
+        s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+    }
+    if (s == NULL) {
+        b->oom = 1;
+        return;
+    }
+    sb_str(b, s);
+    cJSON_free(s);
+}
+
+/* Runs a page query built from sql on a pooled reader; bind() binds its parameters. */
+typedef int (*page_bind)(sqlite3_stmt *st, const void *q, int64_t cur_t, const char *cur_id,
+                         int limit);
+
+static dg_err query_page(dlog *l, const char *sql, page_bind bind, const void *q,
+                         const char *cursor, int limit, const char *key, row_emit emit, char **json,
+                         char *err, size_t errlen)
+{
+    dg_err rc = DG_EDB;
+    sqlite3_stmt *st = NULL;
+    int64_t cur_t = 0;
+    char cur_id[DLOG_ID_MAX + 1] = "";
+    if (cursor != NULL && !cursor_decode(cursor, &cur_t, cur_id, sizeof cur_id))
+        return dg_errf(err, errlen, DG_EINVAL, "invalid cursor");
+    struct rconn *c = reader_get(l);
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        dg_errf(err, errlen, DG_EDB, "decision log query: %s", sqlite3_errmsg(c->db));
+        goto done;
+    }
+    if (bind(st, q, cur_t, cursor ? cur_id : NULL, limit) != SQLITE_OK) {
+        dg_errf(err, errlen, DG_EDB, "decision log query: %s", sqlite3_errmsg(c->db));
+        goto done;
+    }
+    rc = run_page(st, key, limit, emit, json, err, errlen);
+done:
+    sqlite3_finalize(st);
+    reader_put(l, c);
+    return rc;
+}
+
+static int bind_cursor_limit(sqlite3_stmt *st, int64_t cur_t, const char *cur_id, int limit)
+{
+    int rc = SQLITE_OK;
+    if (cur_id) {
+        if (rc == SQLITE_OK) rc = bindn_int(st, ":ct", cur_t);
+        if (rc == SQLITE_OK) rc = bindn_text(st, ":cid", cur_id);
+    }
+    if (rc == SQLITE_OK) rc = bindn_int(st, ":lim", (int64_t)limit + 1);
+    return rc;
+}
+
+static int bind_decisions(sqlite3_stmt *st, const void *qv, int64_t cur_t, const char *cur_id,
+                          int limit)
+{
+    const dlog_filter *q = qv;
+    int rc = SQLITE_OK;
+    if (q->outcome && rc == SQLITE_OK) rc = bindn_text(st, ":outcome", q->outcome);
+    if (q->owner && rc == SQLITE_OK) rc = bindn_text(st, ":owner", q->owner);
+    if (q->opportunity && rc == SQLITE_OK) rc = bindn_text(st, ":opp", q->opportunity);
+    if (q->since_ms > 0 && rc == SQLITE_OK) rc = bindn_int(st, ":since", q->since_ms);
+    return rc == SQLITE_OK ? bind_cursor_limit(st, cur_t, cur_id, limit) : rc;
+}
+
+dg_err dlog_query(dlog *l, const dlog_filter *q, char **json, char *err, size_t errlen)
+{
+    static const dlog_filter none = {0};
+    if (json) *json = NULL;
+    if (l == NULL || json == NULL) return dg_errf(err, errlen, DG_EINVAL, "no log");
+    if (q == NULL) q = &none;
+    char sql[512];
+    size_t len = 0;
+    sql[0] = '\0';
+    sql_add(sql, sizeof sql, &len, "SELECT time_ms, id, decision_json FROM decisions WHERE 1");
+    /* Steer the planner to the most selective index (deal, then owner, then outcome): a
+     * unary + keeps a column's index out of consideration. */
+    if (q->opportunity) sql_add(sql, sizeof sql, &len, " AND opp_id = :opp");
+    if (q->owner)
+        sql_add(sql, sizeof sql, &len,
+                q->opportunity ? " AND +owner = :owner" : " AND owner = :owner");
+    if (q->outcome)
+        sql_add(sql, sizeof sql, &len,
+                q->opportunity || q->owner ? " AND +outcome = :outcome"
+                                           : " AND outcome = :outcome");
+    if (q->since_ms > 0) sql_add(sql, sizeof sql, &len, " AND time_ms >= :since");
+    if (q->cursor) sql_add(sql, sizeof sql, &len, " AND (time_ms, id) < (:ct, :cid)");
+    sql_add(sql, sizeof sql, &len, " ORDER BY time_ms DESC, id DESC LIMIT :lim");
+    return query_page(l, sql, bind_decisions, q, q->cursor, clamp_limit(q->limit), "decisions",
+                      emit_decision, json, err, errlen);
+}
+
+static int bind_comp(sqlite3_stmt *st, const void *qv, int64_t cur_t, const char *cur_id, int limit)
+{
+    const dlog_comp_filter *q = qv;
+    int rc = SQLITE_OK;
+    if (q->rep && rc == SQLITE_OK) rc = bindn_text(st, ":rep", q->rep);
+    if (q->since_ms > 0 && rc == SQLITE_OK) rc = bindn_int(st, ":since", q->since_ms);
+    return rc == SQLITE_OK ? bind_cursor_limit(st, cur_t, cur_id, limit) : rc;
+}
+
+dg_err dlog_query_comp(dlog *l, const dlog_comp_filter *q, char **json, char *err, size_t errlen)
+{
+    static const dlog_comp_filter none = {0};
+    if (json) *json = NULL;
+    if (l == NULL || json == NULL) return dg_errf(err, errlen, DG_EINVAL, "no log");
+    if (q == NULL) q = &none;
+    char sql[512];
+    size_t len = 0;
+    sql[0] = '\0';
+    sql_add(sql, sizeof sql, &len, "SELECT time_ms, id, result_json FROM comp_checks WHERE 1");
+    if (q->rep) sql_add(sql, sizeof sql, &len, " AND rep = :rep");
+    if (q->violations_only)
+        sql_add(sql, sizeof sql, &len, q->rep ? " AND +violation = 1" : " AND violation = 1");
+    if (q->since_ms > 0) sql_add(sql, sizeof sql, &len, " AND time_ms >= :since");
+    if (q->cursor) sql_add(sql, sizeof sql, &len, " AND (time_ms, id) < (:ct, :cid)");
+    sql_add(sql, sizeof sql, &len, " ORDER BY time_ms DESC, id DESC LIMIT :lim");
+    return query_page(l, sql, bind_comp, q, q->cursor, clamp_limit(q->limit), "checks", emit_comp,
+                      json, err, errlen);
+}
