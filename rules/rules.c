@@ -760,6 +760,7 @@ dg_err rules_decide(const struct cfg *c, const dg_event *e, const dg_facts *f, i
                 if (block_stage < 0 || rs < block_stage) block_stage = rs;
                 ok = rv_move(&reasons, &re.fails) == 0;
             } else if (ok && st == RS_RETRY) {
+                would_block_enforce = 1; /* not final, but never a report-mode decision */
                 retry = 1;
                 if (retry_after == 0 || re.retry_after < retry_after) retry_after = re.retry_after;
                 ok = rv_move(&retries, &re.retries) == 0;

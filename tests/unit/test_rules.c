@@ -1356,6 +1356,23 @@ static void test_report_and_enforce_rules(void **state)
     dg_facts_free(&f);
     dg_event_free(&e);
     cfg_free(c);
+
+    /* the enforced rule retries, the report rule would block: retry, mode enforce */
+    c = load("[rule:enforced]\nstage = Demo\nclouds = azure\non_lookup_error = retry\n"
+             "[rule:trial]\nstage = Demo\nclouds = aws\nmode = report\n");
+    ev(&e, "Qualification", "Demo", "aws,azure", NULL);
+    fact(&f, "aws", DG_LOOKUP_NOT_FOUND, NULL, NULL, NULL);
+    failed(&f, "azure", NULL, "timeout", 1);
+    decide(c, &e, &f, NOW, &d);
+    assert_int_equal(d.outcome, DG_OUTCOME_RETRY);
+    assert_string_equal(d.mode, "enforce");
+    assert_non_null(warning(&d, "report_only", "aws"));
+    assert_string_equal(d.message, "Could not verify the Microsoft Partner Center registration "
+                                   "of deal 006Dn00000AbCdE (timeout); try again in 30 s.");
+    dg_decision_free(&d);
+    dg_facts_free(&f);
+    dg_event_free(&e);
+    cfg_free(c);
 }
 
 /* ---- several rules --------------------------------------------------------------------- */
