@@ -1,0 +1,106 @@
+/* http.h — the small libcurl helper the live co-sell connectors share.
+ *
+ * One conn_http_client per opened backend keeps a few idle easy handles (so keep-alive
+ * connections and TLS sessions are reused) and a curl share for DNS and TLS sessions; each
+ * call borrows a handle, so any number of threads may call conn_http_do() at once. Every call
+ * has a hard timeout, follows no redirect, speaks only http/https (plain http only to a
+ * loopback host), caps the response body (CONN_HTTP_MAX_BODY by default; more is DG_ETOOBIG)
+ * and turns transport failures into one dg_err with a one-line message that never carries a
+ * header or body (so no secret). Also here: percent-encoding, origin checks for links an
+ * upstream hands back, a monotonic clock and bounded JSON field readers.
+ */
+#ifndef DG_CONN_HTTP_H
+#define DG_CONN_HTTP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "config/err.h"
+#include "connectors/sigv4.h"
+
+#define CONN_HTTP_MAX_BODY ((size_t)4 << 20) /* default response cap: 4 MiB */
+#define CONN_HTTP_ORIGIN_MAX 300             /* "scheme://host:port" */
+
+/* Initialises libcurl once per process (pthread_once); later calls return the first
+ * result. conn_http_client_new() calls it, so callers rarely need to. */
+dg_err conn_http_global_init(void);
+
+typedef struct conn_http_client conn_http_client;
+
+/* Creates a client. Returns DG_OK and *out (free with conn_http_client_free), or DG_ENOMEM /
+ * DG_EINTERNAL with a message in err. */
+dg_err conn_http_client_new(conn_http_client **out, char *err, size_t errlen);
+/* Frees c and its idle handles; no call may be in flight. NULL is a no-op. */
+void conn_http_client_free(conn_http_client *c);
+
+typedef struct {
+    const char *method;         /* "GET" or "POST" */
+    const char *url;            /* absolute http(s) URL; http:// only to a loopback host */
+    const char *const *headers; /* "Name: value" lines, NULL-terminated; may be NULL */
+    const char *body;           /* POST body; may be NULL when body_len is 0 */
+    size_t body_len;
+    int timeout_ms;           /* the whole call, connect included; must be > 0 */
+    size_t max_response;      /* 0 = CONN_HTTP_MAX_BODY */
+    const conn_sigv4 *sigv4;  /* sign with AWS SigV4 when not NULL (borrowed) */
+    const atomic_int *cancel; /* the call aborts soon after *cancel becomes non-zero; may be NULL */
+} conn_http_req;
+
+typedef struct {
+    long status;               /* HTTP status of the final response */
+    char *body;                /* response body, NUL-terminated (owned; conn_http_resp_free) */
+    size_t len;                /* bytes in body, without the NUL */
+    char amzn_error_type[128]; /* x-amzn-ErrorType up to its first ':' ("" when absent) */
+    int retry_after_s;         /* Retry-After in seconds, -1 when absent or not a number */
+} conn_http_resp;
+
+/* Performs one request. Returns DG_OK when a response arrived, whatever its status (the
+ * caller classifies it), with *rs filled (free with conn_http_resp_free even on error).
+ * Otherwise: DG_EINVAL (bad URL or request), DG_ETIMEOUT, DG_EUNAVAILABLE (cannot connect or
+ * resolve, or cancelled), DG_ETOOBIG (body over the cap), DG_EUPSTREAM (other transport
+ * failure), DG_ENOMEM; err gets one line naming the upstream's origin, never a secret. */
+dg_err conn_http_do(conn_http_client *c, const conn_http_req *rq, conn_http_resp *rs, char *err,
+                    size_t errlen);
+void conn_http_resp_free(conn_http_resp *rs);
+
+/* Returns a malloc'd copy of s with every byte outside RFC 3986 "unreserved"
+ * (A-Z a-z 0-9 - . _ ~) percent-encoded ("%2F"), or NULL if out of memory. Caller frees. */
+char *conn_http_escape(const char *s);
+
+/* Writes the origin of absolute URL `url` as "scheme://host:port" (scheme and host lower
+ * case, the default port made explicit) into buf. Returns DG_OK, DG_EINVAL if url is not an
+ * absolute http(s) URL with a host, DG_ETOOBIG if buf is too small. */
+dg_err conn_http_origin(const char *url, char *buf, size_t n);
+
+/* Returns 1 if url is an absolute http(s) URL with exactly the origin `origin` (as written by
+ * conn_http_origin), else 0. */
+int conn_http_same_origin(const char *url, const char *origin);
+
+/* Checks a configured base URL (endpoint, token_url): absolute, http or https, no user info,
+ * query or fragment; http only to a loopback host (localhost, 127.0.0.0/8, ::1). Returns
+ * DG_OK or DG_EINVAL with "<what>: ..." in err. */
+dg_err conn_http_check_base(const char *url, const char *what, char *err, size_t errlen);
+
+/* Returns 1 if host (a bare host name or address, brackets allowed) is loopback. */
+int conn_http_is_loopback(const char *host);
+
+/* Copies at most n-1 bytes of s into out as one clean line: control characters and runs of
+ * white space become one space, non-ASCII bytes '?', and a cut is marked with "...". For
+ * quoting upstream error messages. */
+void conn_http_excerpt(const char *s, char *out, size_t n);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t conn_now_ms(void);
+
+/* Reads string member `name` of object o. Returns 0 and *out = malloc'd copy (NULL when the
+ * member is absent, null or "" ), or -1 when it is of another type, longer than max bytes,
+ * holds a control character, or memory ran out. Caller frees *out. */
+int conn_json_str(const cJSON *o, const char *name, size_t max, char **out);
+
+/* Frees *slot and stores s there, taking ownership of s (which may be NULL). For filling
+ * dg_reg_fact fields that may already hold a value. */
+void conn_set_str(char **slot, char *s);
+
+#endif
