@@ -433,8 +433,8 @@ static int url_fail(char *err, size_t errlen, const char *msg)
 
 int cfg_check_url(const char *s, char *err, size_t errlen)
 {
-    const char *a;
-    size_t an;
+    const char *a = NULL;
+    size_t an = 0;
     long sl = url_authority(s, &a, &an);
     int https = sl == 5 && strncasecmp(s, "https", 5) == 0;
     int http = sl == 4 && strncasecmp(s, "http", 4) == 0;
