@@ -683,6 +683,14 @@ static const keyspec auth_keys[] = {
     {"open", conv_bool, offsetof(cfg_auth, open), 0, 0, "no", NULL, 0},
 };
 
+/* Returns 1 if an error was already reported at line (so a follow-up would be noise). */
+static int line_has_error(const loader *L, int line)
+{
+    for (size_t i = 0; i < L->errs.n && line > 0; i++)
+        if (L->errs.v[i].line == line) return 1;
+    return 0;
+}
+
 static void check_auth(loader *L, rawsec *s)
 {
     struct cfg *c = L->c;
@@ -701,7 +709,7 @@ static void check_auth(loader *L, rawsec *s)
     static const char *const lists[] = {"webhook_tokens", "reader_tokens"};
     const cfg_strlist *v[] = {&c->auth.webhook_tokens, &c->auth.reader_tokens};
     for (size_t i = 0; i < 2; i++)
-        if (v[i]->n == 0)
+        if (v[i]->n == 0 && !line_has_error(L, key_line(s, lists[i])))
             errat(L, key_line(s, lists[i]),
                   "%s is empty: set at least one token, or open = yes for a loopback-only "
                   "setup",
