@@ -425,6 +425,19 @@ static void test_deal_state_and_stage_raw(void **state)
     free(stage);
     free(raw);
 
+    /* from_stage taken from the log (the CRM sent none): the raw value is kept */
+    tdec t3b;
+    tdec_init(&t3b, 6, "006D", "block", DAY0_MS + 2500);
+    t3b.d.from_stage = "Demo";
+    t3b.d.from_raw = NULL;
+    t3b.d.to_stage = "Proposal";
+    assert_int_equal(append(f->l, &t3b), DG_OK);
+    assert_int_equal(dlog_deal_state(f->l, "006D", &stage, &raw, NULL), DG_OK);
+    assert_string_equal(stage, "Demo");
+    assert_string_equal(raw, "presentationscheduled");
+    free(stage);
+    free(raw);
+
     /* an older decision arriving late does not move the current state */
     tdec_init(&old, 4, "006D", "allow", DAY0_MS - 5000);
     old.d.to_stage = "Prospecting";
@@ -441,8 +454,8 @@ static void test_deal_state_and_stage_raw(void **state)
     assert_int_equal(sql_int(f->dir, "SELECT first_gated_ms FROM deals"), DAY0_MS - 5000);
     assert_int_equal(sql_int(f->dir, "SELECT first_gated_outcome = 'allow' FROM deals"), 1);
     assert_int_equal(sql_int(f->dir, "SELECT first_allowed_ms FROM deals"), DAY0_MS - 5000);
-    assert_int_equal(sql_int(f->dir, "SELECT decisions FROM deals"), 4);
-    assert_int_equal(sql_int(f->dir, "SELECT last_time_ms FROM deals"), DAY0_MS + 2000);
+    assert_int_equal(sql_int(f->dir, "SELECT decisions FROM deals"), 5);
+    assert_int_equal(sql_int(f->dir, "SELECT last_time_ms FROM deals"), DAY0_MS + 2500);
 
     /* raw values per stage: the last one each stage arrived with, from either side */
     assert_int_equal(dlog_stage_raw(f->l, "006D", "Demo", &raw), DG_OK);
