@@ -171,12 +171,22 @@ class FakeHandler(BaseHTTPRequestHandler):
         raise NotImplementedError
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        """A client closing its keep-alive connection is normal here; anything else is not."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def serve(handler_cls, state):
     """Binds 127.0.0.1:0, prints the port, serves until SIGTERM/SIGINT."""
     handler_cls.state = state
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
-    srv.daemon_threads = True
-    srv.request_queue_size = 128
+    srv = QuietServer(("127.0.0.1", 0), handler_cls)
 
     def stop(signum, frame):
         os._exit(0)
