@@ -246,7 +246,9 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
         reasons_t = print_json(cJSON_GetObjectItem(res->decision, "reasons"));
         warnings_t = print_json(cJSON_GetObjectItem(res->decision, "warnings"));
         regs_t = print_json(cJSON_GetObjectItem(res->decision, "registrations"));
-        cJSON *cl = cJSON_CreateStringArray((const char *const *)ev->clouds, (int)ev->nclouds);
+        cJSON *cl = cJSON_CreateArray();
+        for (size_t i = 0; cl && i < ev->nclouds; i++)
+            cJSON_AddItemToArray(cl, cJSON_CreateString(ev->clouds[i]));
         clouds_t = print_json(cl);
         cJSON_Delete(cl);
         if (!dec_text || !reasons_t || !warnings_t || !regs_t || !clouds_t) {
@@ -255,7 +257,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
             result_error(res, 503, "overloaded", "out of memory");
             goto done;
         }
-        const cfg_pipeline *p = cfg_pipeline_find(c, ev->pipeline);
+        const cfg_pipeline *p = cfg_pipeline_find(c, d.pipeline);
         int won = 0, lost = 0;
         for (size_t i = 0; p && d.to_stage && i < p->won.n; i++)
             won |= strcmp(p->won.v[i], d.to_stage) == 0;

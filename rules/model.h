@@ -84,7 +84,7 @@ typedef struct dg_decision {
     dg_reason *warnings;
     size_t nwarnings;
     char *pipeline;         /* resolved pipeline name ("default" for [pipeline]) */
-    char *from_stage;       /* resolved stage name or NULL */
+    char *from_stage;       /* stage the move came from: the event's, else the log's; or NULL */
     char *to_stage;         /* resolved stage name or NULL (unknown) */
     char *revert_to;        /* stage name when blocked, else NULL */
     char *revert_to_raw;    /* CRM value for revert_to (last raw, first alias, or the name) */

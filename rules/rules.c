@@ -708,7 +708,9 @@ dg_err rules_decide(const struct cfg *c, const dg_event *e, const dg_facts *f, i
 
     out->pipeline = strdup(pipeline_is_default(c, p) ? "default" : p->name);
     if (!out->pipeline) goto done;
-    if (m.from_event >= 0 && !(out->from_stage = strdup(p->stages.v[m.from_event]))) goto done;
+    /* The stage the move came from as used: the event's, else the deal's last from the log. */
+    int from_shown = m.from_event >= 0 ? m.from_event : m.from_log;
+    if (from_shown >= 0 && !(out->from_stage = strdup(p->stages.v[from_shown]))) goto done;
     if (m.to >= 0 && !(out->to_stage = strdup(p->stages.v[m.to]))) goto done;
 
     int block = 0, block_stage = -1, retry = 0, retry_after = 0;
