@@ -9,9 +9,11 @@ answer. Paths starting with /__ are the test's control surface, never part of th
   GET  /__timings   {"us": [...]}  server-side handling time of each API call, microseconds
   POST /__reset     zero the counters and timings, drop behaviours
   POST /__behave    {"key": K, "delay_ms": n, "status": s, "error_type": "...",
-                     "malformed": true, "times": n}  makes the API misbehave for calls whose
-                    key (an id, an operation name, or "*" for all) matches; "times" limits how
+                     "malformed": true, "huge": true, "times": n}  makes the API misbehave
+                    (delay, error answer, broken JSON, a 5 MiB body) for calls whose key
+                    (an id, an operation name, or "*" for all) matches; "times" limits how
                     many calls it hits (default: all). Per-fake keys are documented there.
+  POST /__delay     {"delay_ms": n}  delays every API call
   POST /__data      fake-specific: add or replace records
 """
 
@@ -105,6 +107,9 @@ class FakeHandler(BaseHTTPRequestHandler):
             time.sleep(b["delay_ms"] / 1000.0)
         if b.get("malformed"):
             self.send_raw(200, b'{"this is": not json')
+            return True
+        if b.get("huge"):  # a 5 MiB answer, over any client's sane cap
+            self.send_raw(200, b'{"pad": "' + b"a" * (5 << 20) + b'"}')
             return True
         if b.get("status"):
             self.send_error_response(int(b["status"]), b.get("error_type"), b.get("message"))

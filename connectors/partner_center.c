@@ -1,0 +1,764 @@
+/* partner_center.c — the Microsoft Partner Center referrals backend (connector =
+ * partner_center).
+ *
+ * By id: GET {endpoint}/v1.0/engagements/referrals/{id}. By CRM id: GET
+ * {endpoint}/v1.0/engagements/referrals?$filter=externalReferenceId eq '<crm id>' (quotes
+ * doubled, the whole filter percent-encoded), following @odata.nextLink only while it stays
+ * on the configured endpoint's origin. The state is substatus when present (Accepted, Won,
+ * ...), else status; direction Incoming means the cloud referred the deal to us.
+ *
+ * Tokens: App+User through a refresh token (MFA rules out the password grant). The access
+ * token is cached until 60 s before expires_in; a rotated refresh token in the answer
+ * replaces the configured one in memory; one refresh is in flight at a time and concurrent
+ * callers wait for it (within their own timeouts); a 401 from the API invalidates the token
+ * it was sent with, and the call is retried once with a fresh one. token_url ending in
+ * /oauth2/token (Azure AD v1) gets resource=https://api.partner.microsoft.com; a v2.0
+ * endpoint gets scope=https://api.partner.microsoft.com/.default offline_access.
+ * No token, refresh token or client secret ever reaches an error text or the health line.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "connectors/backends.h"
+#include "connectors/http.h"
+
+#define PC_RESOURCE "https://api.partner.microsoft.com"
+#define PC_EXPIRY_MARGIN_S 60
+#define PC_MAX_PAGES 50
+#define PC_ATTEMPTS 3
+#define PC_MSG_MAX 256
+#define PC_TOKEN_MAX 16384
+#define PC_STR_MAX 512
+
+typedef struct {
+    char *base; /* endpoint without a trailing '/' */
+    char origin[CONN_HTTP_ORIGIN_MAX];
+    char *token_url, *client_id, *client_secret;
+    int v2; /* token_url is an Azure AD v2.0 endpoint */
+    int timeout_ms;
+    conn_http_client *http;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;     /* CLOCK_MONOTONIC; broadcast when a refresh ends */
+    char *refresh_token;   /* current one (rotated in memory) */
+    char *access_token;    /* NULL until fetched */
+    int64_t access_exp_ms; /* use until (monotonic) */
+    uint64_t token_gen;    /* bumped for every new access token */
+    int refreshing;
+    int64_t last_ok_ms, last_err_ms, token_at_ms;
+    char last_err[PC_MSG_MAX];
+} pc_state;
+
+static int pc_valid_id(const char *id)
+{
+    size_t n = 0;
+    if (id == NULL) return 0;
+    for (const char *p = id; *p; p++, n++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-') ||
+            n >= 64)
+            return 0;
+    return n >= 1;
+}
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static void cv_wait_until(pc_state *st, int64_t deadline_ms)
+{
+    struct timespec ts = {.tv_sec = deadline_ms / 1000,
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    if (ms <= 0) return;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void fact_clear(dg_reg_fact *out)
+{
+    conn_set_str(&out->status, NULL);
+    conn_set_str(&out->crm_id, NULL);
+    conn_set_str(&out->created_at, NULL);
+    conn_set_str(&out->origin, NULL);
+    conn_set_str(&out->error, NULL);
+    out->retryable = 0;
+}
+
+static dg_err fact_failed(dg_reg_fact *out, dg_err rc, int retryable, const char *msg)
+{
+    fact_clear(out);
+    out->lookup = DG_LOOKUP_FAILED;
+    out->retryable = retryable;
+    out->error = strdup(msg);
+    return out->error ? rc : DG_ENOMEM;
+}
+
+static void note(pc_state *st, const char *err)
+{
+    pthread_mutex_lock(&st->mu);
+    if (err) {
+        st->last_err_ms = conn_now_ms();
+        snprintf(st->last_err, sizeof st->last_err, "%s", err);
+    } else {
+        st->last_ok_ms = conn_now_ms();
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- tokens ---------------------------------------------------------------------------- */
+
+typedef struct {
+    dg_err rc;
+    int retryable;
+    char msg[PC_MSG_MAX];
+} pc_fail;
+
+static void set_fail(pc_fail *f, dg_err rc, int retryable, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_fail(pc_fail *f, dg_err rc, int retryable, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->msg, sizeof f->msg, fmt, ap);
+    va_end(ap);
+    f->rc = rc;
+    f->retryable = retryable;
+}
+
+/* Appends "&name=value" (value percent-encoded) to the form in *buf. Returns 0 or -1. */
+static int form_add(char **buf, size_t *len, const char *name, const char *value)
+{
+    char *v = conn_http_escape(value);
+    if (v == NULL) return -1;
+    size_t add = strlen(name) + strlen(v) + 2;
+    char *b = realloc(*buf, *len + add + 1);
+    if (b == NULL) {
+        wipe_free(v);
+        return -1;
+    }
+    snprintf(b + *len, add + 1, "%s%s=%s", *len ? "&" : "", name, v);
+    *len += strlen(b + *len);
+    *buf = b;
+    wipe_free(v);
+    return 0;
+}
+
+/* One refresh-token grant. On success returns DG_OK with *access (malloc'd), *expires_in and
+ * *rotated (malloc'd or NULL). */
+static dg_err token_request(pc_state *st, const char *refresh, int64_t deadline, char **access,
+                            int64_t *expires_in, char **rotated, pc_fail *f)
+{
+    char *form = NULL;
+    size_t len = 0;
+    conn_http_resp rs = {0};
+    cJSON *j = NULL;
+    dg_err rc = DG_ENOMEM;
+    *access = *rotated = NULL;
+    *expires_in = 0;
+    if (form_add(&form, &len, "grant_type", "refresh_token") ||
+        form_add(&form, &len, "client_id", st->client_id) ||
+        (st->client_secret && form_add(&form, &len, "client_secret", st->client_secret)) ||
+        form_add(&form, &len, "refresh_token", refresh) ||
+        (st->v2 ? form_add(&form, &len, "scope", PC_RESOURCE "/.default offline_access")
+                : form_add(&form, &len, "resource", PC_RESOURCE))) {
+        set_fail(f, DG_ENOMEM, 1, "Partner Center token refresh: out of memory");
+        goto out;
+    }
+    int64_t left = deadline - conn_now_ms();
+    if (left <= 0) {
+        rc = DG_ETIMEOUT;
+        set_fail(f, rc, 1, "Partner Center token refresh: out of time");
+        goto out;
+    }
+    const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                                   "Accept: application/json", NULL};
+    conn_http_req rq = {.method = "POST",
+                        .url = st->token_url,
+                        .headers = headers,
+                        .body = form,
+                        .body_len = len,
+                        .timeout_ms = (int)left,
+                        .max_response = 256 * 1024};
+    char err[PC_MSG_MAX];
+    rc = conn_http_do(st->http, &rq, &rs, err, sizeof err);
+    if (rc != DG_OK) {
+        set_fail(f, rc, rc != DG_ETOOBIG && rc != DG_EINVAL, "Partner Center token refresh: %s",
+                 err);
+        goto out;
+    }
+    j = cJSON_ParseWithLength(rs.body, rs.len);
+    if (rs.status != 200) {
+        char code[64] = "error", aadsts[32] = "";
+        const cJSON *e = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+        if (cJSON_IsString(e) && e->valuestring)
+            conn_http_excerpt(e->valuestring, code, sizeof code);
+        const cJSON *codes =
+            cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "error_codes") : NULL;
+        const cJSON *c0 = cJSON_IsArray(codes) ? cJSON_GetArrayItem(codes, 0) : NULL;
+        if (cJSON_IsNumber(c0) && c0->valuedouble >= 0 && c0->valuedouble < 1e9)
+            snprintf(aadsts, sizeof aadsts, " (AADSTS%ld)", (long)c0->valuedouble);
+        int retry = rs.status == 429 || rs.status >= 500;
+        rc = retry ? (rs.status == 429 ? DG_ETHROTTLED : DG_EUPSTREAM) : DG_EAUTH;
+        set_fail(f, rc, retry, "Partner Center token refresh: %s%s (HTTP %ld)", code, aadsts,
+                 rs.status);
+        goto out;
+    }
+    rc = DG_EPARSE;
+    const cJSON *ei = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "expires_in") : NULL;
+    int64_t exp = -1;
+    if (cJSON_IsNumber(ei) && ei->valuedouble >= 0 && ei->valuedouble < 1e9) {
+        exp = (int64_t)ei->valuedouble;
+    } else if (cJSON_IsString(ei) && ei->valuestring) { /* Azure AD v1 sends a string */
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(ei->valuestring, &end, 10);
+        if (end != ei->valuestring && *end == '\0' && errno == 0 && v >= 0 && v < 1000000000)
+            exp = v;
+    }
+    if (!cJSON_IsObject(j) || conn_json_str(j, "access_token", PC_TOKEN_MAX, access) != 0 ||
+        *access == NULL || exp < 0 ||
+        conn_json_str(j, "refresh_token", PC_TOKEN_MAX, rotated) != 0) {
+        wipe_free(*access);
+        *access = NULL;
+        set_fail(f, rc, 1, "Partner Center token refresh: malformed token response");
+        goto out;
+    }
+    *expires_in = exp;
+    rc = DG_OK;
+out:
+    if (j) {
+        /* the parsed answer holds tokens: wipe its strings before freeing */
+        const cJSON *k;
+        cJSON_ArrayForEach(k, j) if (cJSON_IsString(k) && k->valuestring)
+            explicit_bzero(k->valuestring, strlen(k->valuestring));
+        cJSON_Delete(j);
+    }
+    if (rs.body) explicit_bzero(rs.body, rs.len);
+    conn_http_resp_free(&rs);
+    wipe_free(form);
+    return rc;
+}
+
+/* Returns DG_OK and a malloc'd copy of a valid access token (and its generation), refreshing
+ * it when needed; else fills f. */
+static dg_err get_token(pc_state *st, int64_t deadline, char **tok, uint64_t *gen, pc_fail *f)
+{
+    *tok = NULL;
+    pthread_mutex_lock(&st->mu);
+    for (;;) {
+        int64_t now = conn_now_ms();
+        if (st->access_token && now < st->access_exp_ms) {
+            *tok = strdup(st->access_token);
+            *gen = st->token_gen;
+            pthread_mutex_unlock(&st->mu);
+            if (*tok == NULL) {
+                set_fail(f, DG_ENOMEM, 1, "Partner Center: out of memory");
+                return DG_ENOMEM;
+            }
+            return DG_OK;
+        }
+        if (!st->refreshing) break;
+        if (now >= deadline) {
+            pthread_mutex_unlock(&st->mu);
+            set_fail(f, DG_ETIMEOUT, 1, "Partner Center: out of time waiting for a token");
+            return DG_ETIMEOUT;
+        }
+        cv_wait_until(st, deadline);
+    }
+    st->refreshing = 1;
+    char *refresh = strdup(st->refresh_token);
+    pthread_mutex_unlock(&st->mu);
+
+    char *access = NULL, *rotated = NULL;
+    int64_t expires_in = 0;
+    dg_err rc = refresh ? token_request(st, refresh, deadline, &access, &expires_in, &rotated, f)
+                        : DG_ENOMEM;
+    if (refresh == NULL) set_fail(f, rc, 1, "Partner Center: out of memory");
+    wipe_free(refresh);
+
+    pthread_mutex_lock(&st->mu);
+    st->refreshing = 0;
+    pthread_cond_broadcast(&st->cv);
+    if (rc == DG_OK) {
+        int64_t now = conn_now_ms();
+        wipe_free(st->access_token);
+        st->access_token = access;
+        st->access_exp_ms =
+            expires_in > PC_EXPIRY_MARGIN_S ? now + (expires_in - PC_EXPIRY_MARGIN_S) * 1000 : now;
+        st->token_gen++;
+        st->token_at_ms = now;
+        if (rotated) {
+            wipe_free(st->refresh_token);
+            st->refresh_token = rotated;
+            rotated = NULL;
+        }
+        *tok = strdup(access);
+        *gen = st->token_gen;
+        if (*tok == NULL) {
+            rc = DG_ENOMEM;
+            set_fail(f, rc, 1, "Partner Center: out of memory");
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+    wipe_free(rotated);
+    if (rc != DG_OK) note(st, f->msg);
+    return rc;
+}
+
+static void invalidate_token(pc_state *st, uint64_t gen)
+{
+    pthread_mutex_lock(&st->mu);
+    if (st->token_gen == gen) st->access_exp_ms = 0;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- API calls ------------------------------------------------------------------------- */
+
+typedef enum { API_OK, API_NOT_FOUND, API_FAILED } api_outcome;
+
+/* GETs url with a bearer token. API_OK: *json holds the parsed object (caller deletes). */
+static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSON **json,
+                           pc_fail *f)
+{
+    int refreshed = 0;
+    *json = NULL;
+    for (int attempt = 1;; attempt++) {
+        char *tok = NULL;
+        uint64_t gen = 0;
+        if (get_token(st, deadline, &tok, &gen, f) != DG_OK) return API_FAILED;
+        size_t hn = strlen(tok) + 32;
+        char *auth = malloc(hn);
+        if (auth == NULL) {
+            wipe_free(tok);
+            set_fail(f, DG_ENOMEM, 1, "Partner Center: out of memory");
+            return API_FAILED;
+        }
+        snprintf(auth, hn, "Authorization: Bearer %s", tok);
+        wipe_free(tok);
+        const char *const headers[] = {auth, "Accept: application/json", NULL};
+        int64_t left = deadline - conn_now_ms();
+        if (left <= 0) {
+            wipe_free(auth);
+            set_fail(f, DG_ETIMEOUT, 1, "Partner Center: out of time");
+            note(st, f->msg);
+            return API_FAILED;
+        }
+        conn_http_req rq = {
+            .method = "GET", .url = url, .headers = headers, .timeout_ms = (int)left};
+        conn_http_resp rs;
+        char err[PC_MSG_MAX];
+        dg_err rc = conn_http_do(st->http, &rq, &rs, err, sizeof err);
+        wipe_free(auth);
+        if (rc != DG_OK) {
+            conn_http_resp_free(&rs);
+            set_fail(f, rc, rc != DG_ETOOBIG && rc != DG_EINVAL, "Partner Center: %s", err);
+            note(st, f->msg);
+            return API_FAILED;
+        }
+        long status = rs.status;
+        int retry_after = rs.retry_after_s;
+        if (status == 401 && !refreshed) { /* the token was revoked or expired early */
+            conn_http_resp_free(&rs);
+            invalidate_token(st, gen);
+            refreshed = 1;
+            continue;
+        }
+        if (status == 200) {
+            cJSON *j = cJSON_ParseWithLength(rs.body, rs.len);
+            conn_http_resp_free(&rs);
+            if (!cJSON_IsObject(j)) {
+                cJSON_Delete(j);
+                set_fail(f, DG_EPARSE, 1, "Partner Center: malformed JSON in the response");
+                note(st, f->msg);
+                return API_FAILED;
+            }
+            note(st, NULL);
+            *json = j;
+            return API_OK;
+        }
+        char detail[160] = "";
+        cJSON *j = cJSON_ParseWithLength(rs.body, rs.len);
+        if (cJSON_IsObject(j)) {
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "description");
+            if (!cJSON_IsString(d)) d = cJSON_GetObjectItemCaseSensitive(j, "message");
+            if (cJSON_IsString(d) && d->valuestring)
+                conn_http_excerpt(d->valuestring, detail, sizeof detail);
+        }
+        cJSON_Delete(j);
+        conn_http_resp_free(&rs);
+        if (status == 404) {
+            note(st, NULL);
+            return API_NOT_FOUND;
+        }
+        int retry = status == 429 || status >= 500;
+        dg_err erc = status == 429                    ? DG_ETHROTTLED
+                     : status == 401 || status == 403 ? DG_EAUTH
+                                                      : DG_EUPSTREAM;
+        set_fail(f, erc, retry, "Partner Center: HTTP %ld%s%s", status, detail[0] ? ": " : "",
+                 detail);
+        note(st, f->msg);
+        if (!retry || attempt >= PC_ATTEMPTS) return API_FAILED;
+        int64_t wait = retry_after > 0 ? (int64_t)retry_after * 1000 : 100L * attempt;
+        if (conn_now_ms() + wait >= deadline) return API_FAILED;
+        sleep_ms(wait);
+    }
+}
+
+/* Ranks a referral's state for choosing among several for one CRM id. */
+static int state_rank(const char *s)
+{
+    static const char *const order[] = {"Expired", "Declined", "Lost",     "New", "Pending",
+                                        "Active",  "Received", "Accepted", "Won"};
+    for (int i = 0; s && i < (int)(sizeof order / sizeof *order); i++)
+        if (strcasecmp(s, order[i]) == 0) return i + 1;
+    return 0;
+}
+
+typedef struct {
+    char *id, *status, *crm, *created, *origin;
+} referral;
+
+static void referral_free(referral *r)
+{
+    free(r->id);
+    free(r->status);
+    free(r->crm);
+    free(r->created);
+    free(r->origin);
+    memset(r, 0, sizeof *r);
+}
+
+/* Reads one referral object. Returns 0, or -1 when it does not have the documented shape. */
+static int referral_read(const cJSON *o, referral *r)
+{
+    char *st = NULL, *sub = NULL, *dir = NULL;
+    memset(r, 0, sizeof *r);
+    if (!cJSON_IsObject(o) || conn_json_str(o, "id", 128, &r->id) != 0 ||
+        conn_json_str(o, "status", 64, &st) != 0 || conn_json_str(o, "substatus", 64, &sub) != 0 ||
+        conn_json_str(o, "externalReferenceId", PC_STR_MAX, &r->crm) != 0 ||
+        conn_json_str(o, "createdDateTime", 64, &r->created) != 0 ||
+        conn_json_str(o, "direction", 32, &dir) != 0)
+        goto bad;
+    if (sub) {
+        r->status = sub;
+        sub = NULL;
+    } else {
+        r->status = st;
+        st = NULL;
+    }
+    if (dir) {
+        const char *og = strcasecmp(dir, "Incoming") == 0   ? "cloud"
+                         : strcasecmp(dir, "Outgoing") == 0 ? "partner"
+                                                            : NULL;
+        if (og && (r->origin = strdup(og)) == NULL) goto bad;
+    }
+    free(st);
+    free(sub);
+    free(dir);
+    return 0;
+bad:
+    free(st);
+    free(sub);
+    free(dir);
+    referral_free(r);
+    return -1;
+}
+
+static void referral_to_fact(referral *r, dg_reg_fact *out)
+{
+    fact_clear(out);
+    out->lookup = DG_LOOKUP_FOUND;
+    out->status = r->status;
+    out->crm_id = r->crm;
+    out->created_at = r->created;
+    out->origin = r->origin;
+    r->status = r->crm = r->created = r->origin = NULL;
+}
+
+/* ---- ops ------------------------------------------------------------------------------- */
+
+static void pc_close(void *state)
+{
+    pc_state *st = state;
+    if (st == NULL) return;
+    conn_http_client_free(st->http);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st->base);
+    free(st->token_url);
+    wipe_free(st->client_id);
+    wipe_free(st->client_secret);
+    wipe_free(st->refresh_token);
+    wipe_free(st->access_token);
+    free(st);
+}
+
+static dg_err pc_open(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
+                      size_t errlen)
+{
+    (void)base_dir;
+    dg_err rc;
+    *state = NULL;
+    pc_state *st = calloc(1, sizeof *st);
+    if (st == NULL) return dg_errf(err, errlen, DG_ENOMEM, "partner_center: out of memory");
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    rc = conn_http_check_base(cc->endpoint, "endpoint", err, errlen);
+    if (rc != DG_OK) goto out;
+    rc = conn_http_check_base(cc->token_url, "token_url", err, errlen);
+    if (rc != DG_OK) goto out;
+    if (conn_http_origin(cc->endpoint, st->origin, sizeof st->origin) != DG_OK) {
+        rc = dg_errf(err, errlen, DG_EINVAL, "endpoint: not an absolute http(s) URL");
+        goto out;
+    }
+    if (cc->client_id == NULL || *cc->client_id == '\0' || cc->refresh_token == NULL ||
+        *cc->refresh_token == '\0') {
+        rc = dg_errf(err, errlen, DG_EINVAL,
+                     "partner_center: client_id and refresh_token are required");
+        goto out;
+    }
+    rc = DG_ENOMEM;
+    if ((st->base = strdup(cc->endpoint)) == NULL ||
+        (st->token_url = strdup(cc->token_url)) == NULL ||
+        (st->client_id = strdup(cc->client_id)) == NULL ||
+        (cc->client_secret && *cc->client_secret &&
+         (st->client_secret = strdup(cc->client_secret)) == NULL) ||
+        (st->refresh_token = strdup(cc->refresh_token)) == NULL) {
+        rc = dg_errf(err, errlen, DG_ENOMEM, "partner_center: out of memory");
+        goto out;
+    }
+    for (size_t n = strlen(st->base); n > 0 && st->base[n - 1] == '/'; n--)
+        st->base[n - 1] = '\0';
+    st->v2 = strstr(st->token_url, "/oauth2/v2.0/") != NULL;
+    st->timeout_ms = cc->timeout_ms > 0 ? cc->timeout_ms : 2000;
+    rc = conn_http_client_new(&st->http, err, errlen);
+    if (rc != DG_OK) goto out;
+    *state = st;
+    st = NULL;
+    rc = DG_OK;
+out:
+    pc_close(st);
+    return rc;
+}
+
+static dg_err pc_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact *out)
+{
+    pc_state *st = state;
+    if (!pc_valid_id(id)) {
+        fact_clear(out);
+        out->lookup = DG_LOOKUP_NOT_FOUND;
+        out->error = strdup("invalid Partner Center referral id (expected [A-Za-z0-9-]{1,64})");
+        return out->error ? DG_OK : DG_ENOMEM;
+    }
+    if (timeout_ms <= 0) timeout_ms = st->timeout_ms;
+    int64_t deadline = conn_now_ms() + timeout_ms;
+    char *eid = conn_http_escape(id);
+    size_t n = strlen(st->base) + (eid ? strlen(eid) : 0) + 40;
+    char *url = eid ? malloc(n) : NULL;
+    if (url == NULL) {
+        free(eid);
+        return fact_failed(out, DG_ENOMEM, 1, "Partner Center: out of memory");
+    }
+    snprintf(url, n, "%s/v1.0/engagements/referrals/%s", st->base, eid);
+    free(eid);
+    cJSON *j = NULL;
+    pc_fail f = {0};
+    api_outcome o = api_get(st, url, deadline, &j, &f);
+    free(url);
+    if (o == API_NOT_FOUND) {
+        fact_clear(out);
+        out->lookup = DG_LOOKUP_NOT_FOUND;
+        return DG_OK;
+    }
+    if (o == API_FAILED) return fact_failed(out, f.rc, f.retryable, f.msg);
+    referral r;
+    int bad = referral_read(j, &r);
+    cJSON_Delete(j);
+    if (bad) return fact_failed(out, DG_EPARSE, 1, "Partner Center: unexpected referral shape");
+    if (r.id && strcasecmp(r.id, id) != 0) {
+        referral_free(&r);
+        return fact_failed(out, DG_EUPSTREAM, 0, "Partner Center: answer is for another referral");
+    }
+    referral_to_fact(&r, out);
+    referral_free(&r);
+    return DG_OK;
+}
+
+/* The URL of the first filtered page. Caller frees. */
+static char *filter_url(const pc_state *st, const char *crm)
+{
+    size_t n = strlen(crm);
+    char *filter = malloc(2 * n + 40), *p;
+    if (filter == NULL) return NULL;
+    p = filter + snprintf(filter, 2 * n + 40, "externalReferenceId eq '");
+    for (const char *s = crm; *s; s++) {
+        if (*s == '\'') *p++ = '\'';
+        *p++ = *s;
+    }
+    memcpy(p, "'", 2);
+    char *enc = conn_http_escape(filter);
+    free(filter);
+    if (enc == NULL) return NULL;
+    size_t un = strlen(st->base) + strlen(enc) + 48;
+    char *url = malloc(un);
+    if (url) snprintf(url, un, "%s/v1.0/engagements/referrals?$filter=%s", st->base, enc);
+    free(enc);
+    return url;
+}
+
+static dg_err pc_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_reg_fact *out)
+{
+    pc_state *st = state;
+    if (crm_id == NULL || *crm_id == '\0' || strlen(crm_id) > PC_STR_MAX) {
+        fact_clear(out);
+        out->lookup = DG_LOOKUP_NOT_FOUND;
+        return DG_OK;
+    }
+    for (const char *p = crm_id; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return fact_failed(out, DG_EINVAL, 0, "Partner Center: CRM id has control characters");
+    if (timeout_ms <= 0) timeout_ms = st->timeout_ms;
+    int64_t deadline = conn_now_ms() + timeout_ms;
+    char *url = filter_url(st, crm_id);
+    if (url == NULL) return fact_failed(out, DG_ENOMEM, 1, "Partner Center: out of memory");
+
+    referral best = {0};
+    int have = 0;
+    dg_err rc = DG_OK;
+    for (int page = 0;; page++) {
+        cJSON *j = NULL;
+        pc_fail f = {0};
+        api_outcome o = api_get(st, url, deadline, &j, &f);
+        free(url);
+        url = NULL;
+        if (o == API_NOT_FOUND) break; /* an empty result set, said the 404 way */
+        if (o == API_FAILED) {
+            rc = fact_failed(out, f.rc, f.retryable, f.msg);
+            goto out;
+        }
+        const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "value");
+        const cJSON *it;
+        if (!cJSON_IsArray(items)) {
+            cJSON_Delete(j);
+            rc = fact_failed(out, DG_EPARSE, 1, "Partner Center: unexpected list shape");
+            goto out;
+        }
+        cJSON_ArrayForEach(it, items)
+        {
+            referral r;
+            if (referral_read(it, &r) != 0 || r.id == NULL || !pc_valid_id(r.id) || r.crm == NULL ||
+                strcmp(r.crm, crm_id) != 0) {
+                referral_free(&r);
+                continue; /* not ours (or unreadable): never a match */
+            }
+            int d = have ? state_rank(r.status) - state_rank(best.status) : 1;
+            if (d == 0) d = strcmp(r.created ? r.created : "", best.created ? best.created : "");
+            if (d > 0) {
+                referral_free(&best);
+                best = r;
+                have = 1;
+            } else {
+                referral_free(&r);
+            }
+        }
+        char *next = NULL;
+        if (conn_json_str(j, "@odata.nextLink", 8192, &next) != 0) {
+            cJSON_Delete(j);
+            rc = fact_failed(out, DG_EPARSE, 1, "Partner Center: malformed @odata.nextLink");
+            goto out;
+        }
+        cJSON_Delete(j);
+        if (next == NULL) break;
+        if (next[0] == '/' && next[1] != '/') { /* root-relative: on the endpoint's origin */
+            size_t n = strlen(st->origin) + strlen(next) + 1;
+            url = malloc(n);
+            if (url) snprintf(url, n, "%s%s", st->origin, next);
+            free(next);
+        } else if (conn_http_same_origin(next, st->origin)) {
+            url = next;
+        } else {
+            free(next);
+            rc = fact_failed(out, DG_EUPSTREAM, 0,
+                             "Partner Center: refused an @odata.nextLink to another origin");
+            goto out;
+        }
+        if (url == NULL) {
+            rc = fact_failed(out, DG_ENOMEM, 1, "Partner Center: out of memory");
+            goto out;
+        }
+        if (page + 1 >= PC_MAX_PAGES) {
+            rc = fact_failed(out, DG_ETOOBIG, 0, "Partner Center: too many result pages");
+            goto out;
+        }
+    }
+    if (!have) {
+        fact_clear(out);
+        out->lookup = DG_LOOKUP_NOT_FOUND;
+        goto out;
+    }
+    {
+        char *id = best.id;
+        best.id = NULL;
+        referral_to_fact(&best, out);
+        conn_set_str(&out->id, id);
+        out->by_crm_id = 1;
+    }
+out:
+    free(url);
+    referral_free(&best);
+    return rc;
+}
+
+static void pc_health(void *state, char *buf, size_t n)
+{
+    pc_state *st = state;
+    int64_t now = conn_now_ms();
+    char tok[96];
+    pthread_mutex_lock(&st->mu);
+    if (st->access_token && now < st->access_exp_ms)
+        snprintf(tok, sizeof tok, "token valid %lld s more",
+                 (long long)((st->access_exp_ms - now) / 1000));
+    else
+        snprintf(tok, sizeof tok, "no valid token");
+    if (st->last_err_ms && st->last_err_ms >= st->last_ok_ms)
+        snprintf(buf, n, "error %lld s ago: %s; %s", (long long)((now - st->last_err_ms) / 1000),
+                 st->last_err, tok);
+    else if (st->last_ok_ms)
+        snprintf(buf, n, "ok, last success %lld s ago; %s",
+                 (long long)((now - st->last_ok_ms) / 1000), tok);
+    else
+        snprintf(buf, n, "no call yet; %s", tok);
+    pthread_mutex_unlock(&st->mu);
+}
+
+const conn_backend conn_partner_center_backend = {
+    .name = "partner_center",
+    .valid_id = pc_valid_id,
+    .open = pc_open,
+    .close = pc_close,
+    .by_id = pc_by_id,
+    .by_crm_id = pc_by_crm_id,
+    .health = pc_health,
+};
