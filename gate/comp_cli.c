@@ -113,120 +113,159 @@ static void reps_free(rep_table *t)
 
 /* ---------------------------------------------------------------- output */
 
-/* Writes s with control characters shown as '?' (text reports go to terminals). */
-static void put_text(FILE *f, const char *s)
+/* Report lines are built in a buffer and written with one fwrite: per-character stdio
+ * calls (each takes the stream lock) cost more than the checks themselves. */
+#define B(str) gate_comp_buf_put(b, str, sizeof str - 1)
+
+/* Appends s with control characters shown as '?' (text reports go to terminals). */
+static void put_text(gate_comp_buf *b, const char *s)
 {
-    for (const char *p = s; *p; p++)
-        fputc((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+    size_t n = strlen(s);
+    size_t at = b->len;
+    if (gate_comp_buf_put(b, s, n)) return;
+    for (size_t i = at; i < b->len; i++)
+        if ((unsigned char)b->p[i] < 0x20 || b->p[i] == 0x7f) b->p[i] = '?';
 }
 
-static void put_grouped(FILE *f, int64_t minor, int exponent)
+static void put_grouped(gate_comp_buf *b, int64_t minor, int exponent)
 {
     char t[DG_MONEY_STRLEN];
-    dg_amount_format_grouped(minor, exponent, t, sizeof t);
-    fputs(t, f);
+    size_t n = dg_amount_format_grouped(minor, exponent, t, sizeof t);
+    gate_comp_buf_put(b, t, n);
 }
 
-static void text_line(FILE *f, const gate_comp_item *it)
+static void put_size(gate_comp_buf *b, size_t v)
+{
+    char t[24];
+    size_t n = sizeof t;
+    do {
+        t[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    gate_comp_buf_put(b, t + n, sizeof t - n);
+}
+
+static const char *status_word(const rules_comp_verdict *v, int upper)
+{
+    if (v->violation) return upper ? "VIOLATION" : "violation";
+    return v->warning ? "warning" : "clean";
+}
+
+static void text_line(gate_comp_buf *b, const gate_comp_item *it)
 {
     const rules_comp_verdict *v = &it->v;
-    fprintf(f, "line %zu: ", it->line);
-    put_text(f, it->deal_id);
-    fputs(" (", f);
+    B("line ");
+    put_size(b, it->line);
+    B(": ");
+    put_text(b, it->deal_id);
+    B(" (");
     if (it->rep[0]) {
-        fputs("rep ", f);
-        put_text(f, it->rep);
-        fputs(", ", f);
+        B("rep ");
+        put_text(b, it->rep);
+        B(", ");
     }
-    fputs(it->channel, f);
+    gate_comp_buf_puts(b, it->channel);
     if (it->cloud[0]) {
-        fputc(' ', f);
-        put_text(f, it->cloud);
+        B(" ");
+        put_text(b, it->cloud);
     }
-    fprintf(f, ", %s): %s, expected ", it->currency,
-            v->violation ? "VIOLATION"
-            : v->warning ? "warning"
-                         : "clean");
-    put_grouped(f, v->expected, it->in.exponent);
-    fputs(", paid ", f);
-    put_grouped(f, v->actual, it->in.exponent);
+    B(", ");
+    gate_comp_buf_put(b, it->currency, 3);
+    B("): ");
+    gate_comp_buf_puts(b, status_word(v, 1));
+    B(", expected ");
+    put_grouped(b, v->expected, it->in.exponent);
+    B(", paid ");
+    put_grouped(b, v->actual, it->in.exponent);
     if (v->shortfall) {
-        fputs(", shortfall ", f);
-        put_grouped(f, v->shortfall, it->in.exponent);
+        B(", shortfall ");
+        put_grouped(b, v->shortfall, it->in.exponent);
     }
-    fputc('\n', f);
+    B("\n");
     for (size_t i = 0; i < v->nreasons; i++) {
-        fprintf(f, "    %s%s: ", rules_comp_code_name(v->reasons[i].code),
-                v->reasons[i].violation ? "" : " (warning)");
-        put_text(f, v->reasons[i].message);
-        fputc('\n', f);
+        B("    ");
+        gate_comp_buf_puts(b, rules_comp_code_name(v->reasons[i].code));
+        if (!v->reasons[i].violation) B(" (warning)");
+        B(": ");
+        gate_comp_buf_puts(b, v->reasons[i].message); /* rules keep controls out of these */
+        B("\n");
     }
 }
 
 /* One CSV cell: neutralised (= + - @ tab CR first get a ') and quoted when needed. */
-static void csv_cell(FILE *f, const char *s)
+static void csv_cell(gate_comp_buf *b, const char *s)
 {
     int lead =
         s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r';
     int quote = strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' || (s[0] && s[strlen(s) - 1] == ' ');
-    if (quote) fputc('"', f);
-    if (lead) fputc('\'', f);
-    for (const char *p = s; *p; p++) {
-        if (*p == '"') fputc('"', f);
-        fputc(*p, f);
+    if (quote) B("\"");
+    if (lead) B("'");
+    if (!quote) {
+        gate_comp_buf_puts(b, s);
+        return;
     }
-    if (quote) fputc('"', f);
+    for (const char *p = s; *p; p++) {
+        const char *q = strchr(p, '"');
+        size_t n = q ? (size_t)(q - p) + 1 : strlen(p);
+        gate_comp_buf_put(b, p, n);
+        if (q == NULL) break;
+        B("\""); /* a quote is doubled */
+        p = q;
+    }
+    B("\"");
 }
 
 static const char csv_header[] = "line,deal_id,rep,channel,cloud,plan,currency,status,codes,"
                                  "expected,actual,shortfall,direct_rate,message\r\n";
 
-static void csv_line(FILE *f, const gate_comp_item *it)
+static void csv_line(gate_comp_buf *b, const gate_comp_item *it)
 {
     const rules_comp_verdict *v = &it->v;
     char t[RULES_COMP_MSG_MAX * RULES_COMP_NCODES + 64];
     size_t n = 0;
 
-    fprintf(f, "%zu,", it->line);
-    csv_cell(f, it->deal_id);
-    fputc(',', f);
-    csv_cell(f, it->rep);
-    fputc(',', f);
-    csv_cell(f, it->channel);
-    fputc(',', f);
-    csv_cell(f, it->cloud);
-    fputc(',', f);
-    csv_cell(f, it->plan);
-    fprintf(f, ",%s,%s,", it->currency,
-            v->violation ? "violation"
-            : v->warning ? "warning"
-                         : "clean");
+    put_size(b, it->line);
+    B(",");
+    csv_cell(b, it->deal_id);
+    B(",");
+    csv_cell(b, it->rep);
+    B(",");
+    csv_cell(b, it->channel);
+    B(",");
+    csv_cell(b, it->cloud);
+    B(",");
+    csv_cell(b, it->plan);
+    B(",");
+    gate_comp_buf_put(b, it->currency, 3);
+    B(",");
+    gate_comp_buf_puts(b, status_word(v, 0));
+    B(",");
     t[0] = '\0';
     for (size_t i = 0; i < v->nreasons; i++)
         n += (size_t)snprintf(t + n, sizeof t - n, "%s%s", i ? ";" : "",
                               rules_comp_code_name(v->reasons[i].code));
-    csv_cell(f, t);
+    csv_cell(b, t);
+    B(",");
     dg_amount_format(v->expected, it->in.exponent, t, sizeof t);
-    fputc(',', f);
-    csv_cell(f, t);
+    csv_cell(b, t);
+    B(",");
     dg_amount_format(v->actual, it->in.exponent, t, sizeof t);
-    fputc(',', f);
-    csv_cell(f, t);
+    csv_cell(b, t);
+    B(",");
     dg_amount_format(v->shortfall, it->in.exponent, t, sizeof t);
-    fputc(',', f);
-    csv_cell(f, t);
-    fputc(',', f);
+    csv_cell(b, t);
+    B(",");
     if (v->dr_source != RULES_COMP_DR_NONE) {
         dg_rate_format(v->direct_rate, t, sizeof t);
-        csv_cell(f, t);
+        csv_cell(b, t);
     }
-    fputc(',', f);
+    B(",");
     t[0] = '\0';
     n = 0;
     for (size_t i = 0; i < v->nreasons && n < sizeof t; i++)
         n += (size_t)snprintf(t + n, sizeof t - n, "%s%s", i ? "; " : "", v->reasons[i].message);
-    csv_cell(f, t);
-    fputs("\r\n", f);
+    csv_cell(b, t);
+    B("\r\n");
 }
 
 static dg_err on_line(void *arg, const gate_comp_item *it, char *err, size_t errlen)
@@ -239,23 +278,37 @@ static dg_err on_line(void *arg, const gate_comp_item *it, char *err, size_t err
         if (rc != DG_OK) return rc;
     }
     if (!r->all && it->v.nreasons == 0) return DG_OK;
+    r->buf.len = 0;
     switch (r->fmt) {
     case FMT_TEXT:
-        text_line(r->out, it);
+        text_line(&r->buf, it);
         break;
     case FMT_CSV:
-        csv_line(r->out, it);
+        csv_line(&r->buf, it);
         break;
     case FMT_JSON:
-        r->buf.len = 0;
         if (r->reported) gate_comp_buf_put(&r->buf, ",\n", 2);
-        if (gate_comp_result_json(&r->buf, it))
-            return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
-        fwrite(r->buf.p, 1, r->buf.len, r->out);
+        gate_comp_result_json(&r->buf, it);
         break;
     }
+    if (r->buf.full) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    fwrite(r->buf.p, 1, r->buf.len, r->out);
     r->reported++;
     return DG_OK;
+}
+
+/* Summary helpers (a few hundred lines at most: plain stdio is fine). */
+static void fput_text(FILE *f, const char *s)
+{
+    for (const char *p = s; *p; p++)
+        fputc((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+}
+
+static void fput_grouped(FILE *f, int64_t minor, int exponent)
+{
+    char t[DG_MONEY_STRLEN];
+    dg_amount_format_grouped(minor, exponent, t, sizeof t);
+    fputs(t, f);
 }
 
 static void print_summary(FILE *f, const cli_run *r)
@@ -274,7 +327,7 @@ static void print_summary(FILE *f, const cli_run *r)
     fputs("total shortfall:", f);
     for (size_t i = 0; i < t->nccy; i++) {
         fprintf(f, "%s %s ", i ? "," : "", t->ccy[i].ccy);
-        put_grouped(f, t->ccy[i].shortfall, t->ccy[i].exponent);
+        fput_grouped(f, t->ccy[i].shortfall, t->ccy[i].exponent);
     }
     fputs(t->nccy ? "\n" : " none\n", f);
     if (r->reps.n == 0) return;
@@ -292,15 +345,15 @@ static void print_summary(FILE *f, const cli_run *r)
     fputs("shortfall by rep (lines with violations, shortfall):\n", f);
     for (size_t i = 0; i < n; i++) {
         fputs("  ", f);
-        put_text(f, e[i].rep);
+        fput_text(f, e[i].rep);
         fprintf(f, "  %llu  %s ", (unsigned long long)e[i].lines, e[i].ccy);
-        put_grouped(f, e[i].shortfall, e[i].exponent);
+        fput_grouped(f, e[i].shortfall, e[i].exponent);
         fputc('\n', f);
     }
     const gate_comp_totals *o = &r->reps.others;
     for (size_t i = 0; i < o->nccy; i++) {
         fprintf(f, "  (other reps past the first %d)  %s ", GATE_COMP_CLI_MAX_REPS, o->ccy[i].ccy);
-        put_grouped(f, o->ccy[i].shortfall, o->ccy[i].exponent);
+        fput_grouped(f, o->ccy[i].shortfall, o->ccy[i].exponent);
         fputc('\n', f);
     }
     if (o->nccy) fprintf(f, "  (other reps: %llu lines)\n", (unsigned long long)o->checked);
@@ -407,6 +460,7 @@ int gate_comp_check_main(int argc, char **argv)
         goto done;
     }
 
+    setvbuf(r.out, NULL, _IOFBF, 1 << 16);
     if (r.fmt == FMT_JSON) fputs("{\"results\":[\n", r.out);
     if (r.fmt == FMT_CSV) fputs(csv_header, r.out);
     rc = DG_OK;

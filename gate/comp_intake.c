@@ -201,7 +201,7 @@ int gate_comp_result_json(gate_comp_buf *b, const gate_comp_item *it)
     if (v->nreasons == 0) {
         r |= gate_comp_buf_puts(b, "\"\"");
     } else {
-        char msg[RULES_COMP_MSG_MAX + 16];
+        char msg[RULES_COMP_MSG_MAX + 32];
         if (v->nreasons > 1)
             snprintf(msg, sizeof msg, "%s (+%zu more)", v->reasons[0].message, v->nreasons - 1);
         else
@@ -338,6 +338,13 @@ typedef struct {
     char rep[GATE_COMP_FIELD_MAX + 1];
     char cloud[GATE_COMP_FIELD_MAX + 1];
     char plan[GATE_COMP_FIELD_MAX + 1];
+    char last_ccy[4]; /* currency of the previous line, and its exponent (a cache) */
+    int last_exp;
+    struct rate_cache { /* the previous line's text and value of each rate field */
+        char txt[24];
+        size_t n;
+        dg_rate v;
+    } rates[3];
 } line_text;
 
 /* "line 7, column \"Rate\" (rate)" / "field lines[2].rate" / "field rate". */
@@ -505,7 +512,8 @@ static dg_err rate_from_number(double x, dg_rate_bare bare, dg_rate *out, char *
 }
 
 static dg_err rate_field(const rules_comp_ctx *ctx, const line_loc *L, gate_comp_field f,
-                         const raw_val *rv, int *has, dg_rate *out, char *err, size_t errlen)
+                         const raw_val *rv, struct rate_cache *rc_, int *has, dg_rate *out,
+                         char *err, size_t errlen)
 {
     char msg[192];
     const char *s = NULL;
@@ -522,7 +530,17 @@ static dg_err rate_field(const rules_comp_ctx *ctx, const line_loc *L, gate_comp
     int k = raw_text(rv, &s, &n);
     if (k < 0) return field_err(L, f, rv, DG_EINVAL, err, errlen, "must be a string or number");
     if (k == 0) return DG_OK;
+    if (n == rc_->n && memcmp(s, rc_->txt, n) == 0) { /* the same text as the last line */
+        *out = rc_->v;
+        *has = 1;
+        return DG_OK;
+    }
     rc = dg_rate_parse(s, n, ctx->rate_format, out, msg, sizeof msg);
+    if (rc == DG_OK && n < sizeof rc_->txt) {
+        memcpy(rc_->txt, s, n);
+        rc_->n = n;
+        rc_->v = *out;
+    }
     if (rc != DG_OK) {
         char full[256], ex[48];
         excerpt(s, n, ex, sizeof ex);
@@ -603,7 +621,11 @@ static dg_err build_item(const rules_comp_ctx *ctx, const raw_val *raw, const li
             return field_err(L, GATE_COMP_CURRENCY, rv, DG_EINVAL, err, errlen, m);
         }
     }
-    it->in.exponent = dg_ccy_exponent(it->currency);
+    if (memcmp(txt->last_ccy, it->currency, 4) != 0) {
+        memcpy(txt->last_ccy, it->currency, 4);
+        txt->last_exp = dg_ccy_exponent(it->currency);
+    }
+    it->in.exponent = txt->last_exp;
     if (it->in.exponent < 0 || it->in.exponent > RULES_COMP_MAX_EXPONENT)
         return field_err(L, GATE_COMP_CURRENCY, rv, DG_EINVAL, err, errlen,
                          "currency exponent not supported");
@@ -617,12 +639,12 @@ static dg_err build_item(const rules_comp_ctx *ctx, const raw_val *raw, const li
             DG_OK)
         return rc;
 
-    if ((rc = rate_field(ctx, L, GATE_COMP_RATE, &raw[GATE_COMP_RATE], &it->in.has_rate,
-                         &it->in.rate, err, errlen)) != DG_OK ||
-        (rc = rate_field(ctx, L, GATE_COMP_DIRECT_RATE, &raw[GATE_COMP_DIRECT_RATE],
+    if ((rc = rate_field(ctx, L, GATE_COMP_RATE, &raw[GATE_COMP_RATE], &txt->rates[0],
+                         &it->in.has_rate, &it->in.rate, err, errlen)) != DG_OK ||
+        (rc = rate_field(ctx, L, GATE_COMP_DIRECT_RATE, &raw[GATE_COMP_DIRECT_RATE], &txt->rates[1],
                          &it->in.has_direct_rate, &it->in.direct_rate, err, errlen)) != DG_OK ||
-        (rc = rate_field(ctx, L, GATE_COMP_SPLIT, &raw[GATE_COMP_SPLIT], &has, &it->in.split, err,
-                         errlen)) != DG_OK)
+        (rc = rate_field(ctx, L, GATE_COMP_SPLIT, &raw[GATE_COMP_SPLIT], &txt->rates[2], &has,
+                         &it->in.split, err, errlen)) != DG_OK)
         return rc;
     if (!has) it->in.split = DG_RATE_SCALE;
     if (it->in.split > DG_RATE_SCALE)
@@ -851,11 +873,6 @@ static void cb_field(void *data, size_t len, void *vs)
         if (len > GATE_COMP_FIELD_MAX) {
             csv_fail(s, DG_ETOOBIG, "line %zu, column \"%s\": longer than %d bytes", s->rec_line,
                      s->headers[s->col], GATE_COMP_FIELD_MAX);
-            return;
-        }
-        if (len > 0 && memchr(data, '\0', len) != NULL) {
-            csv_fail(s, DG_EINVAL, "line %zu, column \"%s\": contains a NUL character", s->rec_line,
-                     s->headers[s->col]);
             return;
         }
         memcpy(s->val[f], data, len);
@@ -1135,7 +1152,7 @@ static dg_err run_json(const rules_comp_ctx *ctx, const char *body, size_t len, 
     }
     if (rc != DG_OK) return rc;
     rc = DG_ENOMEM;
-    txt = malloc(sizeof *txt);
+    txt = calloc(1, sizeof *txt);
     if (txt == NULL) goto done;
     if (!cJSON_IsObject(root)) {
         rc = dg_errf(err, errlen, DG_EINVAL,

@@ -84,6 +84,7 @@ static void cloud_display(const char *cloud, char *buf, size_t n)
     for (; i + 1 < n && i < len; i++) {
         char ch = cloud[i];
         if ((len <= 3 || i == 0) && ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
+        if ((unsigned char)ch < 0x20 || ch == 0x7f) ch = '?'; /* messages carry no controls */
         buf[i] = ch;
     }
     if (n > 0) buf[i] = '\0';
@@ -174,6 +175,28 @@ static dg_err overflow(char *err, size_t errlen, const char *what)
     return dg_errf(err, errlen, DG_EOVERFLOW, "%s: amount too large to compute", what);
 }
 
+/* Texts of a marketplace line's messages, made only once a message is needed (most lines
+ * are clean and need none). */
+typedef struct {
+    int ready;
+    char cloud[32], split[48], src[CFG_NAME_MAX + 32];
+} mp_text;
+
+static mp_text *texts(mp_text *t, const rules_comp_line *l, const rules_comp_verdict *v,
+                      int has_fee)
+{
+    if (!t->ready) {
+        t->cloud[0] = '\0';
+        if (has_fee) cloud_display(l->cloud, t->cloud, sizeof t->cloud);
+        split_txt(l->split, t->split, sizeof t->split);
+        source_txt(v, t->src, sizeof t->src);
+        t->ready = 1;
+    }
+    return t;
+}
+
+#define TXT texts(&t, l, v, has_fee)
+
 /* The marketplace checks: fee in the base, rate, neutral commission, uplift. */
 static dg_err check_marketplace(const rules_comp_ctx *ctx, const rules_comp_line *l,
                                 rules_comp_verdict *v, char *err, size_t errlen)
@@ -184,11 +207,7 @@ static dg_err check_marketplace(const rules_comp_ctx *ctx, const rules_comp_line
     int64_t neutral, gross, d;
     dg_rate fee = 0;
     int has_fee = find_rate(cc->fees, cc->fee_rates, cc->nfees, l->cloud, &fee, NULL);
-    char cloud[32] = "", split[48], src[CFG_NAME_MAX + 32];
-
-    if (has_fee) cloud_display(l->cloud, cloud, sizeof cloud);
-    split_txt(l->split, split, sizeof split);
-    source_txt(v, src, sizeof src);
+    mp_text t = {0};
 
     if (dg_amount_mul_rates(l->acv, v->direct_rate, l->split, ctx->rounding, &neutral) != DG_OK)
         return overflow(err, errlen, "acv");
@@ -219,14 +238,14 @@ static dg_err check_marketplace(const rules_comp_ctx *ctx, const rules_comp_line
             if (explained)
                 add_reason(v, RULES_COMP_FEE_DEDUCTED_FROM_BASE, 1,
                            "base %s is ACV %s%s less the %s %s fee", amt(l->base, e).s,
-                           amt(l->acv, e).s, split, pct(fee).s, cloud);
+                           amt(l->acv, e).s, TXT->split, pct(fee).s, TXT->cloud);
             else if (l->split == DG_RATE_SCALE)
                 add_reason(v, RULES_COMP_FEE_DEDUCTED_FROM_BASE, 1, "base %s is %s below ACV %s",
                            amt(l->base, e).s, amt(d, e).s, amt(l->acv, e).s);
             else
                 add_reason(v, RULES_COMP_FEE_DEDUCTED_FROM_BASE, 1,
                            "base %s is %s below ACV %s%s = %s", amt(l->base, e).s, amt(d, e).s,
-                           amt(l->acv, e).s, split, amt(gross, e).s);
+                           amt(l->acv, e).s, TXT->split, amt(gross, e).s);
         }
     }
 
@@ -238,11 +257,11 @@ static dg_err check_marketplace(const rules_comp_ctx *ctx, const rules_comp_line
             net_rate == l->rate)
             add_reason(v, RULES_COMP_RATE_BELOW_DIRECT, 1,
                        "rate %s is the direct rate %s (%s) less the %s %s fee", pct(l->rate).s,
-                       pct(v->direct_rate).s, src, pct(fee).s, cloud);
+                       pct(v->direct_rate).s, TXT->src, pct(fee).s, TXT->cloud);
         else
             add_reason(v, RULES_COMP_RATE_BELOW_DIRECT, 1,
                        "rate %s is below the direct rate %s (%s)", pct(l->rate).s,
-                       pct(v->direct_rate).s, src);
+                       pct(v->direct_rate).s, TXT->src);
     }
 
     if (dg_amount_sub(neutral, l->commission, &d) != DG_OK)
@@ -258,12 +277,12 @@ static dg_err check_marketplace(const rules_comp_ctx *ctx, const rules_comp_line
                        "paid %s, %s less than the direct equivalent %s (%s x ACV %s%s): the %s "
                        "%s fee came out of the rep's pay",
                        amt(l->commission, e).s, amt(d, e).s, amt(neutral, e).s,
-                       pct(v->direct_rate).s, amt(l->acv, e).s, split, pct(fee).s, cloud);
+                       pct(v->direct_rate).s, amt(l->acv, e).s, TXT->split, pct(fee).s, TXT->cloud);
         else
             add_reason(v, RULES_COMP_COMMISSION_BELOW_DIRECT_EQUIVALENT, 1,
                        "paid %s, %s less than the direct equivalent %s (%s x ACV %s%s)",
                        amt(l->commission, e).s, amt(d, e).s, amt(neutral, e).s,
-                       pct(v->direct_rate).s, amt(l->acv, e).s, split);
+                       pct(v->direct_rate).s, amt(l->acv, e).s, TXT->split);
     } else if (d < -tol) {
         int64_t up = 0;
         if (dg_amount_sub(l->commission, neutral, &up) != DG_OK)
@@ -276,6 +295,8 @@ static dg_err check_marketplace(const rules_comp_ctx *ctx, const rules_comp_line
     return DG_OK;
 }
 
+#undef TXT
+
 dg_err rules_comp_check(const rules_comp_ctx *ctx, const rules_comp_line *l, rules_comp_verdict *v,
                         char *err, size_t errlen)
 {
@@ -284,7 +305,13 @@ dg_err rules_comp_check(const rules_comp_ctx *ctx, const rules_comp_line *l, rul
     int has_calc = l->has_rate && l->has_base;
     dg_err rc;
 
-    memset(v, 0, sizeof *v);
+    /* Not memset: the reasons array is large and only nreasons of it is ever read. */
+    v->violation = v->warning = 0;
+    v->codes = 0;
+    v->nreasons = 0;
+    v->shortfall = 0;
+    v->direct_rate = 0;
+    v->dr_plan = NULL;
     v->actual = l->commission;
     v->expected = l->commission;
     if (l->exponent < 0 || l->exponent > RULES_COMP_MAX_EXPONENT)

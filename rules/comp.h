@@ -96,10 +96,10 @@ typedef struct {
     const char *dr_plan; /* plan name for RULES_COMP_DR_PLAN (borrowed from cfg) */
 } rules_comp_verdict;
 
-/* Checks line l. Fills *v (every field) and returns DG_OK; or returns DG_EINVAL when a
- * marketplace line has no direct rate (no direct_rate, no plan.<plan>, no plan.default),
- * DG_ERANGE for an exponent out of range, DG_EOVERFLOW when a product does not fit: each
- * with a one-line message naming the field. Never allocates. */
+/* Checks line l. Fills *v (reasons past nreasons are left as they were) and returns DG_OK; or
+ * returns DG_EINVAL when a marketplace line has no direct rate (no direct_rate, no plan.<plan>, no
+ * plan.default), DG_ERANGE for an exponent out of range, DG_EOVERFLOW when a product does not fit:
+ * each with a one-line message naming the field. Never allocates. */
 dg_err rules_comp_check(const rules_comp_ctx *ctx, const rules_comp_line *l, rules_comp_verdict *v,
                         char *err, size_t errlen);
 
