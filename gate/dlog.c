@@ -13,6 +13,7 @@
  * docs/internals/decision-log.md.
  */
 #include "gate/dlog.h"
+#include "gate/dlog_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -284,7 +285,7 @@ static const char *const rsql[R_COUNT] = {
 
 /* ---- the log ------------------------------------------------------------------------------ */
 
-typedef enum { RQ_DECISION, RQ_COMP, RQ_RETRY } rq_kind;
+typedef enum { RQ_DECISION, RQ_COMP, RQ_RETRY, RQ_CALL } rq_kind;
 
 /* One queued write. Owns mem, which holds copies of every string it points at. */
 struct req {
@@ -294,6 +295,8 @@ struct req {
     dlog_comp_line *lines; /* RQ_COMP: nlines, inside mem */
     size_t nlines;
     const char *opp_id; /* RQ_RETRY */
+    dlog_write_fn fn;   /* RQ_CALL: dlog_write_call */
+    void *arg;
     int64_t now_s;
     char *mem;
     int done; /* set by the writer under l->mu */
@@ -930,6 +933,7 @@ static int run_batch(dlog *l, struct req *batch, uint64_t *rows)
         if (run_stmt(l->wst[W_SAVEPOINT]) != SQLITE_DONE) goto abort;
         dg_err e = r->kind == RQ_DECISION ? apply_decision(l, r)
                    : r->kind == RQ_COMP   ? apply_comp(l, r)
+                   : r->kind == RQ_CALL   ? r->fn(l->wdb, r->arg, r->err, sizeof r->err)
                                           : apply_retry(l, r);
         if (e == DG_OK) {
             if (run_stmt(l->wst[W_RELEASE]) != SQLITE_DONE) goto abort;
@@ -1418,7 +1422,31 @@ dg_err dlog_get(dlog *l, const char *id, char **decision_json)
     if (decision_json) *decision_json = NULL;
     if (l == NULL || id == NULL) return DG_EINVAL;
     char **out[1] = {decision_json};
-    return read_row(l, R_GET, id, NULL, 0, 0, out, 1, -1, NULL);
+    dg_err rc = read_row(l, R_GET, id, NULL, 0, 0, out, 1, -1, NULL);
+    if (rc == DG_OK && decision_json) dlog_wb_attach(l, id, decision_json); /* best effort */
+    return rc;
+}
+
+/* ---- hooks for the log's feature files (dlog_internal.h) ---------------------------------- */
+
+dg_err dlog_write_call(dlog *l, dlog_write_fn fn, void *arg, char *err, size_t errlen)
+{
+    if (l == NULL || fn == NULL) return dg_errf(err, errlen, DG_EINVAL, "decision log: no log");
+    struct req *r = calloc(1, sizeof *r);
+    if (r == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    r->kind = RQ_CALL;
+    r->fn = fn;
+    r->arg = arg;
+    return submit(l, r, err, errlen);
+}
+
+dg_err dlog_read_call(dlog *l, dlog_read_fn fn, void *arg)
+{
+    if (l == NULL || fn == NULL) return DG_EINVAL;
+    struct rconn *c = reader_get(l);
+    dg_err rc = fn(c->db, arg);
+    reader_put(l, c);
+    return rc;
 }
 
 dg_err dlog_deal_state(dlog *l, const char *opp_id, char **last_stage, char **last_raw,

@@ -137,4 +137,51 @@ void dlog_stats(dlog *l, uint64_t *batches, uint64_t *rows);
  * /metrics; 0 for NULL). */
 size_t dlog_queue_depth(dlog *l);
 
+/* ---- write-back queue (gate/dlog_writeback.c; table `writebacks`) ----------------------
+ * One job per (decision, CRM). A job is `pending` until it ends `done`, `superseded` or
+ * `failed`. Claiming a due job leases it: next_at_ms moves lease_ms ahead, so a crash
+ * mid-call leaves it due again; the worker re-reads the deal before writing, so a second
+ * pass never applies it twice. Every write goes through the log's writer thread. */
+
+typedef struct {
+    int64_t id;          /* job id */
+    char *decision_id;   /* owned */
+    char *crm;           /* "salesforce" | "hubspot" (owned) */
+    char *opp_id;        /* owned */
+    char *payload_json;  /* what to write, as queued (owned) */
+    int attempts;        /* including the one this claim starts */
+} dlog_wb_job;
+
+/* Frees the strings of j and zeroes it. */
+void dlog_wb_job_free(dlog_wb_job *j);
+
+/* Queues a pending job, due now, and waits for the commit. Idempotent: a job for
+ * (decision_id, crm) already queued is left as it is (DG_OK). Strings borrowed. Returns
+ * DG_OK, DG_EINVAL (missing field) or DG_EDB. */
+dg_err dlog_wb_enqueue(dlog *l, const char *decision_id, const char *crm, const char *opp_id,
+                       const char *payload_json, int64_t now_ms, char *err, size_t errlen);
+
+/* Claims up to max due jobs (pending, next_at_ms <= now_ms), oldest due first: each gets
+ * attempts + 1 and next_at_ms = now_ms + lease_ms, committed before return. Fills
+ * jobs[0..*n) (caller frees each with dlog_wb_job_free). Returns DG_OK, DG_ENOMEM or
+ * DG_EDB (*n = 0). */
+dg_err dlog_wb_claim(dlog *l, int64_t now_ms, int64_t lease_ms, dlog_wb_job *jobs, size_t max,
+                     size_t *n);
+
+/* Records the outcome of a claimed job: state "done", "superseded", "failed", or "pending"
+ * (try again at next_at_ms); note (may be NULL) is the upstream error or a detail. */
+dg_err dlog_wb_finish(dlog *l, int64_t job_id, const char *state, int64_t next_at_ms,
+                      const char *note, int64_t now_ms);
+
+/* The write-back state of decision_id as a JSON object {"crm", "state", "attempts",
+ * "stage_value", "next_attempt_at", "error" | "detail", "created_at", "updated_at"} (caller
+ * frees). DG_OK, DG_ENOTFOUND (none queued) or DG_EDB. */
+dg_err dlog_wb_get(dlog *l, const char *decision_id, char **json);
+
+/* Makes decision_id's failed (or pending) job due now again, attempts counted from zero.
+ * Returns DG_OK; DG_ENOTFOUND when no job exists; DG_ECONFLICT when it is done or
+ * superseded (its state copied into state, statelen bytes); DG_EDB. */
+dg_err dlog_wb_retry(dlog *l, const char *decision_id, int64_t now_ms, char *state,
+                     size_t statelen);
+
 #endif

@@ -1,0 +1,33 @@
+/* dlog_internal.h — hooks for parts of the SQLite decision log kept in their own files.
+ *
+ * The decision log is one interface (dlog.h) with one SQLite implementation. Tables that
+ * belong to one feature (the write-back queue: gate/dlog_writeback.c) keep their SQL next
+ * to that feature, but still write through the log's single writer thread (so they share
+ * its transactions and never contend for the write lock) and read on its reader pool.
+ * Not a public interface: only the SQLite backend's own files include this.
+ */
+#ifndef DG_DLOG_INTERNAL_H
+#define DG_DLOG_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "gate/dlog.h"
+
+/* Runs fn(db, arg, err, errlen) on the writer thread inside the writer's transaction (in
+ * its own savepoint: if fn fails, its changes alone are rolled back) and returns once that
+ * transaction is committed. fn returns DG_OK or an error with a message in err; it must not
+ * begin or end transactions. Returns fn's result, or DG_EDB when the commit failed. */
+typedef dg_err (*dlog_write_fn)(sqlite3 *db, void *arg, char *err, size_t errlen);
+dg_err dlog_write_call(dlog *l, dlog_write_fn fn, void *arg, char *err, size_t errlen);
+
+/* Runs fn(db, arg) on a read-only connection of the reader pool. Returns fn's result. */
+typedef dg_err (*dlog_read_fn)(sqlite3 *db, void *arg);
+dg_err dlog_read_call(dlog *l, dlog_read_fn fn, void *arg);
+
+/* Adds the "writeback" object of decision id to *decision_json (a decision object as text,
+ * replaced in place) when one is queued. Called by dlog_get. Returns DG_OK (also when there
+ * is none), DG_ENOMEM or DG_EDB (then *decision_json is unchanged). */
+dg_err dlog_wb_attach(dlog *l, const char *id, char **decision_json);
+
+#endif
