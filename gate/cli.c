@@ -18,6 +18,7 @@
 #include "gate/gate.h"
 #include "gate/http.h"
 #include "gate/json.h"
+#include "gate/writeback.h"
 
 #define CLI_DEFAULT_CONFIG "config/dealgate.ini"
 #define CLI_MAX_EVENT (1 << 20)
@@ -103,6 +104,7 @@ static int cmd_serve(int argc, char **argv)
     gate_ctx g = {.started_ms = gate_now_ms()};
     pthread_mutex_init(&g.rt_lock, NULL);
     struct mg_context *mg = NULL;
+    gate_writeback *wb = NULL;
     char err[512];
     struct cfg *c = cli_load(path, 1);
     if (!c) goto done;
@@ -119,6 +121,10 @@ static int cmd_serve(int argc, char **argv)
         goto done;
     }
     gate_rt_install(&g, rt);
+    if (gate_writeback_start(&g, &wb, err, sizeof err) != DG_OK) { /* resumes queued jobs */
+        fprintf(stderr, "dealgate: %s\n", err);
+        goto done;
+    }
     mg_init_library(0);
     mg = gate_http_start(&g, err, sizeof err);
     if (!mg) {
@@ -140,6 +146,7 @@ static int cmd_serve(int argc, char **argv)
     status = 0;
 done:
     if (mg) mg_stop(mg); /* waits for in-flight requests */
+    gate_writeback_stop(wb); /* before the log closes; unfinished jobs stay queued */
     dlog_close(g.log);   /* commits everything queued */
     gate_rt_install(&g, NULL);
     pthread_mutex_destroy(&g.rt_lock);

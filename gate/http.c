@@ -22,9 +22,13 @@ typedef struct {
 static const gate_route routes[] = {
     {"GET", "/healthz", GATE_AUTH_NONE, gate_h_healthz},
     {"GET", "/readyz", GATE_AUTH_NONE, gate_h_readyz},
+    {"GET", "/openapi.json", GATE_AUTH_NONE, gate_h_openapi},
     {"POST", "/v1/gate/stage", GATE_AUTH_WEBHOOK, gate_h_stage},
+    {"POST", "/v1/gate/salesforce", GATE_AUTH_WEBHOOK, gate_h_salesforce},
+    {"POST", "/v1/gate/hubspot", GATE_AUTH_HUBSPOT, gate_h_hubspot},
     {"GET", "/v1/decisions", GATE_AUTH_READER, gate_h_decisions},
     {"GET", "/v1/decisions/", GATE_AUTH_READER, gate_h_decision},
+    {"POST", "/v1/decisions/", GATE_AUTH_READER, gate_h_decision_writeback}, /* {id}/writeback */
 };
 
 static int route_matches(const gate_route *rt, const char *path)
