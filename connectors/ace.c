@@ -943,7 +943,6 @@ static dg_err ace_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_
         char *dup = strdup(id);
         if (dup == NULL) return fact_failed(out, DG_ENOMEM, 1, "AWS ACE: out of memory");
         conn_set_str(&out->id, dup);
-        out->by_crm_id = 1;
     }
     return DG_OK;
 }

@@ -723,7 +723,6 @@ static dg_err pc_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_r
         best.id = NULL;
         referral_to_fact(&best, out);
         conn_set_str(&out->id, id);
-        out->by_crm_id = 1;
     }
 out:
     free(url);

@@ -5,8 +5,10 @@ stdout line 1 and serves until killed. HTTP/1.1 keep-alive, a Content-Length on 
 answer. Paths starting with /__ are the test's control surface, never part of the faked API:
 
   GET  /__calls     {"total": n, "<key>": n, ...}  calls counted by the fake (per operation,
-                    per operation:id, rejected signatures, token grants ...)
-  GET  /__timings   {"us": [...]}  server-side handling time of each API call, microseconds
+                    per operation:id, rejected signatures, token grants ...; "connections"
+                    counts accepted TCP connections, without adding to the total)
+  GET  /__timings   {"us": [...]}  the fake's own time for each API call, microseconds: from
+                    its request line read to its answer flushed (delays included)
   POST /__reset     zero the counters and timings, drop behaviours
   POST /__behave    {"key": K, "delay_ms": n, "status": s, "error_type": "...",
                      "malformed": true, "huge": true, "times": n}  makes the API misbehave
@@ -68,6 +70,7 @@ class FakeState:
 
 class FakeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server_version = "fake"
     sys_version = ""
     state = None  # set by serve()
@@ -121,11 +124,21 @@ class FakeHandler(BaseHTTPRequestHandler):
         self.send_json(status, {"error": error_type or "error", "message": message or ""})
 
     # -- dispatch ----------------------------------------------------------------------------
+    def setup(self):
+        super().setup()
+        if self.state is not None:
+            self.state.bump("connections")  # TCP connections accepted (keep-alive reuse)
+
+    def parse_request(self):
+        # the request line has just been read: the upstream's own time starts here
+        self._t0 = time.perf_counter()
+        return super().parse_request()
+
     def _dispatch(self, method):
         st = self.state
         if self.path.startswith("/__"):
             return self.control(method)
-        t0 = time.perf_counter()
+        t0 = getattr(self, "_t0", None) or time.perf_counter()
         if st.delay_ms:
             time.sleep(st.delay_ms / 1000.0)
         try:

@@ -205,7 +205,6 @@ static void test_by_crm_id(void **s)
     assert_int_equal(conn_ace_backend.by_crm_id(st, "006A0000001", 3000, &f), DG_OK);
     assert_int_equal(f.lookup, DG_LOOKUP_FOUND);
     assert_string_equal(f.id, "O2000001");
-    assert_int_equal(f.by_crm_id, 1);
     assert_string_equal(f.status, "Approved");
     assert_string_equal(f.crm_id, "006A0000001");
     dg_reg_fact_free(&f);
