@@ -424,6 +424,19 @@ static void test_url_helpers(void **s)
     char *e = conn_http_escape("a b/'\xc3\xa9~._-");
     assert_string_equal(e, "a%20b%2F%27%C3%A9~._-");
     free(e);
+    /* plain http:// to anything but loopback is refused at call time too, before any I/O */
+    conn_http_client *c = NULL;
+    char err[256];
+    assert_int_equal(conn_http_client_new(&c, err, sizeof err), DG_OK);
+    conn_http_req rq = {.method = "GET", .url = "http://example.com/x", .timeout_ms = 1000};
+    conn_http_resp rs;
+    assert_int_equal(conn_http_do(c, &rq, &rs, err, sizeof err), DG_EINVAL);
+    assert_non_null(strstr(err, "loopback"));
+    conn_http_resp_free(&rs);
+    rq.url = "file:///etc/passwd";
+    assert_int_equal(conn_http_do(c, &rq, &rs, err, sizeof err), DG_EINVAL);
+    conn_http_resp_free(&rs);
+    conn_http_client_free(c);
     char x[16];
     conn_http_excerpt("  line one\nline\ttwo and more text", x, sizeof x);
     assert_string_equal(x, "line one lin...");
