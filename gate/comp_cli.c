@@ -11,6 +11,7 @@
 #include "gate/comp_cli.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +380,170 @@ static void json_close(cli_run *r, const char *code, const char *msg)
     gate_comp_buf_free(&b);
 }
 
+/* ---------------------------------------------------------------- pipeline */
+
+/* Two threads: a reader cuts records (fread + libcsv) into batches; the main thread checks
+ * them and writes the report, in file order. NBATCH batches of at most BATCH_RECS records
+ * and BATCH_BYTES of cell text bound the memory between them. */
+#define NBATCH 4
+#define BATCH_RECS 256
+#define BATCH_BYTES (64 * 1024)
+
+typedef struct {
+    size_t n, used;
+    struct {
+        size_t line;
+        unsigned has;
+        uint32_t off[GATE_COMP_NFIELDS];
+        uint16_t len[GATE_COMP_NFIELDS];
+    } rec[BATCH_RECS];
+    char bytes[BATCH_BYTES];
+} batch;
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_prod, cv_cons;
+    batch *slots;                          /* NBATCH */
+    size_t head;                           /* first filled slot */
+    size_t count;                          /* filled slots (the one being checked included) */
+    int eof;                               /* the reader is done */
+    int stop;                              /* the checker gave up: the reader stops too */
+    dg_err prc;                            /* the reader's result */
+    char perr[768];                        /* and its message */
+    const char *labels[GATE_COMP_NFIELDS]; /* header of each field (owned by the stream) */
+    int have_labels;
+    /* reader side only */
+    FILE *in;
+    char *block;
+    gate_comp_csv *s;
+    batch *cur;
+} pipe_q;
+
+/* Reader: the slot to fill, waiting for one to be free. NULL once the checker stopped. */
+static batch *slot_acquire(pipe_q *q)
+{
+    batch *b = NULL;
+    pthread_mutex_lock(&q->mu);
+    while (q->count == NBATCH && !q->stop)
+        pthread_cond_wait(&q->cv_prod, &q->mu);
+    if (!q->stop) b = &q->slots[(q->head + q->count) % NBATCH];
+    pthread_mutex_unlock(&q->mu);
+    if (b) b->n = b->used = 0;
+    return b;
+}
+
+static void slot_push(pipe_q *q)
+{
+    if (q->cur == NULL || q->cur->n == 0) return;
+    pthread_mutex_lock(&q->mu);
+    q->count++;
+    pthread_cond_signal(&q->cv_cons);
+    pthread_mutex_unlock(&q->mu);
+    q->cur = NULL;
+}
+
+static dg_err enqueue(void *arg, const gate_comp_record *r, char *err, size_t errlen)
+{
+    pipe_q *q = arg;
+    size_t need = 0;
+    for (int f = 0; f < GATE_COMP_NFIELDS; f++)
+        if (r->has & (1u << f)) need += r->len[f] + 1;
+    if (q->cur && (q->cur->n == BATCH_RECS || q->cur->used + need > BATCH_BYTES)) slot_push(q);
+    if (q->cur == NULL) {
+        if (!q->have_labels) { /* the same for every record; copied before the first push */
+            memcpy(q->labels, r->label, sizeof q->labels);
+            q->have_labels = 1;
+        }
+        q->cur = slot_acquire(q);
+        if (q->cur == NULL) return dg_errf(err, errlen, DG_EINTERNAL, "stopped");
+    }
+    batch *b = q->cur;
+    b->rec[b->n].line = r->line;
+    b->rec[b->n].has = r->has;
+    for (int f = 0; f < GATE_COMP_NFIELDS; f++) {
+        if (!(r->has & (1u << f))) continue;
+        b->rec[b->n].off[f] = (uint32_t)b->used;
+        b->rec[b->n].len[f] = (uint16_t)r->len[f];
+        memcpy(b->bytes + b->used, r->val[f], r->len[f] + 1);
+        b->used += r->len[f] + 1;
+    }
+    b->n++;
+    return DG_OK;
+}
+
+static void *reader_main(void *arg)
+{
+    pipe_q *q = arg;
+    dg_err rc = DG_OK;
+    char err[768];
+
+    for (;;) {
+        size_t n = fread(q->block, 1, CLI_READ_SIZE, q->in);
+        if (n > 0) rc = gate_comp_csv_feed(q->s, q->block, n, err, sizeof err);
+        if (rc != DG_OK) break;
+        if (n < CLI_READ_SIZE) {
+            if (ferror(q->in)) {
+                rc = dg_errf(err, sizeof err, DG_EIO, "line %zu: read error: %s",
+                             gate_comp_csv_line(q->s), strerror(errno));
+                break;
+            }
+            if (feof(q->in)) break;
+        }
+    }
+    if (rc == DG_OK) rc = gate_comp_csv_finish(q->s, err, sizeof err);
+    slot_push(q); /* the records before an error are still checked and reported */
+    pthread_mutex_lock(&q->mu);
+    q->eof = 1;
+    q->prc = rc;
+    if (rc != DG_OK) snprintf(q->perr, sizeof q->perr, "%s", err);
+    pthread_cond_signal(&q->cv_cons);
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* Checker: checks and reports every record in file order. Returns the first error (the
+ * checker's, or else the reader's) with its message in err. */
+static dg_err check_all(pipe_q *q, const rules_comp_ctx *ctx, gate_comp_scratch *sc, cli_run *r,
+                        char *err, size_t errlen)
+{
+    dg_err rc = DG_OK;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (q->count == 0 && !q->eof)
+            pthread_cond_wait(&q->cv_cons, &q->mu);
+        if (q->count == 0) {
+            rc = q->prc;
+            if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", q->perr);
+            pthread_mutex_unlock(&q->mu);
+            return rc;
+        }
+        batch *b = &q->slots[q->head];
+        pthread_mutex_unlock(&q->mu);
+
+        for (size_t i = 0; i < b->n && rc == DG_OK; i++) {
+            gate_comp_record rec;
+            const gate_comp_item *it = NULL;
+            rec.line = b->rec[i].line;
+            rec.has = b->rec[i].has;
+            for (int f = 0; f < GATE_COMP_NFIELDS; f++) {
+                rec.label[f] = q->labels[f];
+                rec.val[f] = b->bytes + b->rec[i].off[f];
+                rec.len[f] = b->rec[i].len[f];
+            }
+            rc = gate_comp_check_record(ctx, sc, &rec, &it, err, errlen);
+            if (rc == DG_OK) rc = on_line(r, it, err, errlen);
+        }
+
+        pthread_mutex_lock(&q->mu);
+        q->head = (q->head + 1) % NBATCH;
+        q->count--;
+        if (rc != DG_OK) q->stop = 1;
+        pthread_cond_broadcast(&q->cv_prod);
+        pthread_mutex_unlock(&q->mu);
+        if (rc != DG_OK) return rc;
+    }
+}
+
 /* ---------------------------------------------------------------- main */
 
 int gate_comp_check_main(int argc, char **argv)
@@ -392,10 +557,14 @@ int gate_comp_check_main(int argc, char **argv)
     char *block = NULL;
     char err[768];
     cli_run r;
-    int status = 2;
+    pipe_q q;
+    pthread_t reader;
+    gate_comp_scratch *sc = NULL;
+    int status = 2, q_init = 0;
     dg_err rc;
 
     memset(&r, 0, sizeof r);
+    memset(&q, 0, sizeof q);
     r.out = stdout;
     gate_comp_buf_init(&r.buf, 1u << 20);
     gate_comp_totals_init(&r.totals);
@@ -450,7 +619,10 @@ int gate_comp_check_main(int argc, char **argv)
     }
     r.reps.slots = calloc(REP_SLOTS, sizeof *r.reps.slots);
     block = malloc(CLI_READ_SIZE);
-    if (r.reps.slots == NULL || block == NULL || gate_comp_csv_new(&ctx, on_line, &r, &s)) {
+    q.slots = malloc(NBATCH * sizeof *q.slots);
+    if (r.reps.slots == NULL || block == NULL || q.slots == NULL ||
+        gate_comp_csv_new_records(&ctx, enqueue, &q, &s) != DG_OK ||
+        gate_comp_scratch_new(&sc) != DG_OK) {
         fprintf(stderr, "dealgate comp-check: out of memory\n");
         goto done;
     }
@@ -463,21 +635,19 @@ int gate_comp_check_main(int argc, char **argv)
     setvbuf(r.out, NULL, _IOFBF, 1 << 16);
     if (r.fmt == FMT_JSON) fputs("{\"results\":[\n", r.out);
     if (r.fmt == FMT_CSV) fputs(csv_header, r.out);
-    rc = DG_OK;
-    for (;;) {
-        size_t n = fread(block, 1, CLI_READ_SIZE, in);
-        if (n > 0) rc = gate_comp_csv_feed(s, block, n, err, sizeof err);
-        if (rc != DG_OK) break;
-        if (n < CLI_READ_SIZE) {
-            if (ferror(in)) {
-                rc = dg_errf(err, sizeof err, DG_EIO, "line %zu: read error: %s",
-                             gate_comp_csv_line(s), strerror(errno));
-                break;
-            }
-            if (feof(in)) break;
-        }
+    pthread_mutex_init(&q.mu, NULL);
+    pthread_cond_init(&q.cv_prod, NULL);
+    pthread_cond_init(&q.cv_cons, NULL);
+    q_init = 1;
+    q.in = in;
+    q.block = block;
+    q.s = s;
+    if (pthread_create(&reader, NULL, reader_main, &q) != 0) {
+        fprintf(stderr, "dealgate comp-check: cannot start the reader thread\n");
+        goto done;
     }
-    if (rc == DG_OK) rc = gate_comp_csv_finish(s, err, sizeof err);
+    rc = check_all(&q, &ctx, sc, &r, err, sizeof err);
+    pthread_join(reader, NULL);
     if (rc != DG_OK) {
         if (r.fmt == FMT_JSON) {
             char full[1024];
@@ -501,6 +671,13 @@ int gate_comp_check_main(int argc, char **argv)
 usage:
     fputs(usage, stderr);
 done:
+    if (q_init) {
+        pthread_mutex_destroy(&q.mu);
+        pthread_cond_destroy(&q.cv_prod);
+        pthread_cond_destroy(&q.cv_cons);
+    }
+    free(q.slots);
+    gate_comp_scratch_free(sc);
     if (in != NULL && in != stdin) fclose(in);
     gate_comp_csv_free(s);
     free(block);

@@ -698,6 +698,11 @@ static void field_names_for(const rules_comp_ctx *ctx, gate_comp_field f, char *
 
 /* ---------------------------------------------------------------- CSV stream */
 
+struct gate_comp_scratch {
+    line_text txt;
+    gate_comp_item item;
+};
+
 #define ROW_NOT_BEGUN 0 /* libcsv's pstate between records (csv_parser is public) */
 
 struct gate_comp_csv {
@@ -722,8 +727,8 @@ struct gate_comp_csv {
     size_t vlen[GATE_COMP_NFIELDS];
     unsigned has;                  /* bit per field with a value in this record */
     int col_of[GATE_COMP_NFIELDS]; /* column of each field, -1 if none */
-    line_text txt;
-    gate_comp_item item;
+    gate_comp_record_fn rfn;       /* records mode: cut records, no checks */
+    struct gate_comp_scratch sc;
     dg_err rc; /* first error; the stream is dead once set */
     char err[512];
 };
@@ -754,6 +759,14 @@ dg_err gate_comp_csv_new(const rules_comp_ctx *ctx, gate_comp_line_fn fn, void *
         s->col_of[f] = -1;
     *out = s;
     return DG_OK;
+}
+
+dg_err gate_comp_csv_new_records(const rules_comp_ctx *ctx, gate_comp_record_fn fn, void *arg,
+                                 gate_comp_csv **out)
+{
+    dg_err rc = gate_comp_csv_new(ctx, NULL, arg, out);
+    if (rc == DG_OK) (*out)->rfn = fn;
+    return rc;
 }
 
 void gate_comp_csv_free(gate_comp_csv *s)
@@ -883,26 +896,64 @@ static void cb_field(void *data, size_t len, void *vs)
     s->col++;
 }
 
-static void check_record(gate_comp_csv *s)
+/* The mapped cells of the record just completed, borrowed from the stream. */
+static void current_record(const gate_comp_csv *s, gate_comp_record *r)
+{
+    r->line = s->rec_line;
+    r->has = s->has;
+    for (int f = 0; f < GATE_COMP_NFIELDS; f++) {
+        r->label[f] = s->col_of[f] >= 0 ? s->headers[s->col_of[f]] : NULL;
+        r->val[f] = s->val[f];
+        r->len[f] = s->vlen[f];
+    }
+}
+
+dg_err gate_comp_scratch_new(gate_comp_scratch **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? DG_OK : DG_ENOMEM;
+}
+
+void gate_comp_scratch_free(gate_comp_scratch *sc)
+{
+    free(sc);
+}
+
+dg_err gate_comp_check_record(const rules_comp_ctx *ctx, gate_comp_scratch *sc,
+                              const gate_comp_record *r, const gate_comp_item **it, char *err,
+                              size_t errlen)
 {
     raw_val raw[GATE_COMP_NFIELDS];
-    line_loc L = {1, 0, s->rec_line};
-    char err[512];
-    dg_err rc;
-
+    line_loc L = {1, 0, r->line};
     for (int f = 0; f < GATE_COMP_NFIELDS; f++) {
         raw[f].json = NULL;
-        raw[f].label = s->col_of[f] >= 0 ? s->headers[s->col_of[f]] : NULL;
-        if (s->has & (1u << f)) {
-            raw[f].s = s->val[f];
-            raw[f].n = s->vlen[f];
+        raw[f].label = r->label[f];
+        if (r->has & (1u << f)) {
+            raw[f].s = r->val[f];
+            raw[f].n = r->len[f];
         } else {
             raw[f].s = NULL;
             raw[f].n = 0;
         }
     }
-    rc = build_item(s->ctx, raw, &L, &s->txt, &s->item, err, sizeof err);
-    if (rc == DG_OK) rc = s->fn(s->arg, &s->item, err, sizeof err);
+    *it = &sc->item;
+    return build_item(ctx, raw, &L, &sc->txt, &sc->item, err, errlen);
+}
+
+static void check_record(gate_comp_csv *s)
+{
+    gate_comp_record r;
+    const gate_comp_item *it = NULL;
+    char err[512];
+    dg_err rc;
+
+    current_record(s, &r);
+    if (s->rfn != NULL) {
+        rc = s->rfn(s->arg, &r, err, sizeof err);
+    } else {
+        rc = gate_comp_check_record(s->ctx, &s->sc, &r, &it, err, sizeof err);
+        if (rc == DG_OK) rc = s->fn(s->arg, it, err, sizeof err);
+    }
     if (rc != DG_OK) csv_fail(s, rc, "%s", err);
 }
 

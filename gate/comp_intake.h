@@ -140,6 +140,35 @@ dg_err gate_comp_csv_feed(gate_comp_csv *s, const char *data, size_t len, char *
  * DG_EPARSE for an unterminated quoted field and DG_EINVAL for input with no header. */
 dg_err gate_comp_csv_finish(gate_comp_csv *s, char *err, size_t errlen);
 
+/* Records mode, for callers that check on another thread: the stream only cuts records
+ * (header matched, cells bounded) and hands each one's mapped cells to fn, unchecked; the
+ * caller checks them with gate_comp_check_record(). Otherwise as gate_comp_csv_new. */
+typedef struct {
+    size_t line;                          /* physical line the record starts on */
+    unsigned has;                         /* bit (1u << field) per field with a cell */
+    const char *val[GATE_COMP_NFIELDS];   /* cell text, NUL-terminated (may hold a NUL) */
+    size_t len[GATE_COMP_NFIELDS];        /* cell length in bytes */
+    const char *label[GATE_COMP_NFIELDS]; /* header of the field's column, NULL if none */
+} gate_comp_record;
+
+typedef dg_err (*gate_comp_record_fn)(void *arg, const gate_comp_record *r, char *err,
+                                      size_t errlen);
+
+dg_err gate_comp_csv_new_records(const rules_comp_ctx *ctx, gate_comp_record_fn fn, void *arg,
+                                 gate_comp_csv **out);
+
+/* Per-thread storage for checking records (one line's strings and item). */
+typedef struct gate_comp_scratch gate_comp_scratch;
+dg_err gate_comp_scratch_new(gate_comp_scratch **out); /* DG_OK or DG_ENOMEM; free below */
+void gate_comp_scratch_free(gate_comp_scratch *sc);
+
+/* Checks record r (its strings are only read). Returns DG_OK with *it pointing into sc
+ * (valid until the next call with sc), or the error for the line (message names line and
+ * column, as the stream's). ctx and r->label strings must stay valid for the call. */
+dg_err gate_comp_check_record(const rules_comp_ctx *ctx, gate_comp_scratch *sc,
+                              const gate_comp_record *r, const gate_comp_item **it, char *err,
+                              size_t errlen);
+
 /* The physical line the stream has reached (for messages of callers). */
 size_t gate_comp_csv_line(const gate_comp_csv *s);
 
