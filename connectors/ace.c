@@ -19,7 +19,6 @@
  * calls run outside it. st->cv (CLOCK_MONOTONIC) is broadcast when a pass ends, a refresh is
  * wanted, or the instance closes.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -116,12 +115,14 @@ static void cv_wait_until(ace_state *st, int64_t deadline_ms)
     pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 }
 
-static void sleep_ms(int64_t ms)
+/* Sleeps ms, or less if the instance closes meanwhile (close broadcasts st->cv). */
+static void nap(ace_state *st, int64_t ms)
 {
-    if (ms <= 0) return;
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    int64_t until = conn_now_ms() + ms;
+    pthread_mutex_lock(&st->mu);
+    while (!atomic_load(&st->stop) && conn_now_ms() < until)
+        cv_wait_until(st, until);
+    pthread_mutex_unlock(&st->mu);
 }
 
 /* Parses "YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)" into unix seconds. Returns 0 or -1. */
@@ -306,7 +307,7 @@ static void ace_call(ace_state *st, const char *op, const char *body, int64_t de
                          "AWS ACE %s: backing off after ThrottlingException", op);
                 return;
             }
-            sleep_ms(until - now);
+            nap(st, until - now);
             now = conn_now_ms();
         }
         if (deadline_ms - now <= 0) {
@@ -391,7 +392,8 @@ static void ace_call(ace_state *st, const char *op, const char *body, int64_t de
             st->throttle_backoff_ms = st->throttle_backoff_ms ? st->throttle_backoff_ms * 2 : 100;
             if (st->throttle_backoff_ms > 5000) st->throttle_backoff_ms = 5000;
             wait = st->throttle_backoff_ms;
-            if (retry_after > 0 && retry_after * 1000 > wait) wait = (int64_t)retry_after * 1000;
+            if (retry_after > 0 && retry_after * 1000 > wait)
+                wait = retry_after > 60 ? 60000 : (int64_t)retry_after * 1000;
             st->throttled_until_ms = conn_now_ms() + wait;
             pthread_mutex_unlock(&st->mu);
         } else if (cls == ERR_SERVER) {
@@ -402,7 +404,7 @@ static void ace_call(ace_state *st, const char *op, const char *body, int64_t de
         if (attempt >= max_attempts || conn_now_ms() + wait >= deadline_ms ||
             atomic_load(&st->stop))
             return;
-        if (cls == ERR_SERVER) sleep_ms(wait); /* throttles wait at the top of the loop */
+        if (cls == ERR_SERVER) nap(st, wait); /* throttles wait at the top of the loop */
     }
 }
 
