@@ -207,7 +207,8 @@ static dg_err check_marketplace(const rules_comp_ctx *ctx, const rules_comp_line
     int64_t neutral, gross, d;
     dg_rate fee = 0;
     int has_fee = find_rate(cc->fees, cc->fee_rates, cc->nfees, l->cloud, &fee, NULL);
-    mp_text t = {0};
+    mp_text t;
+    t.ready = 0; /* (not zeroed: the texts are filled on first use) */
 
     if (dg_amount_mul_rates(l->acv, v->direct_rate, l->split, ctx->rounding, &neutral) != DG_OK)
         return overflow(err, errlen, "acv");
