@@ -1,9 +1,10 @@
 /* comp_cli.c — `dealgate comp-check` (see comp_cli.h).
  *
- * One pass, constant memory: the file is read in 64 KiB blocks and pushed into the CSV
- * stream; the per-line callback adds the line to the totals and the per-rep table and, if
- * it is to be reported, writes it straight to stdout in the chosen format. Nothing else
- * is kept. The per-rep table is an open-addressing hash of (rep, currency) with a fixed
+ * One pass, constant memory, two threads: a reader thread reads 64 KiB blocks and cuts
+ * records with libcsv into NBATCH bounded batches (cutting CSV is a third of the work);
+ * the main thread checks each record, adds it to the totals and the per-rep table and, if it
+ * is to be reported, writes it straight to stdout in the chosen format. Nothing else is
+ * kept. The per-rep table is an open-addressing hash of (rep, currency) with a fixed
  * number of slots, allocated once; reps past the cap are summed per currency as "other
  * reps". On an input error the JSON output is still closed into a valid object (with an
  * "error" member) before exiting 2, so a pipeline reading it sees a clean failure.

@@ -2,9 +2,10 @@
  *
  *   dealgate comp-check [-c FILE] STATEMENT.csv [--format text|json|csv] [--all]
  *
- * The statement (or "-" for standard input) is streamed through gate_comp_csv_* in fixed
- * 64 KiB reads, each line checked and reported as soon as its record is complete, so memory
- * stays constant whatever the file size (the per-rep summary is capped at
+ * The statement (or "-" for standard input) is streamed: a reader thread reads it in 64 KiB
+ * blocks and cuts records with libcsv (gate_comp_csv_new_records) into a few bounded
+ * batches; the calling thread checks each record and reports it, in file order, as soon as
+ * it arrives. Memory stays constant whatever the file size (the per-rep summary is capped at
  * GATE_COMP_CLI_MAX_REPS reps; the rest are summed as "other reps"). Output goes to standard
  * output: text (a report of the lines that are not clean, or every line with --all, and a
  * summary: lines checked, violations by code, total shortfall by currency and by rep); json
