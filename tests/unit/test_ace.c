@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <time.h>
 
 #include "connectors/backends.h"
@@ -422,6 +423,47 @@ static void test_bad_signature(void **s)
     conn_ace_backend.close(st);
 }
 
+typedef struct {
+    void *st;
+    char id[16];
+    dg_err rc;
+    dg_lookup_status lookup;
+} caller;
+
+static void *call_by_id(void *arg)
+{
+    caller *c = arg;
+    dg_reg_fact f = {0};
+    c->rc = conn_ace_backend.by_id(c->st, c->id, 3000, &f);
+    c->lookup = f.lookup;
+    dg_reg_fact_free(&f);
+    return NULL;
+}
+
+/* One instance serves many threads at once: every call signed right and answered. */
+static void test_concurrent_calls(void **s)
+{
+    (void)s;
+    void *st = open_ace(g_fake.base, SECRET, NULL, 3000);
+    behave("{\"key\":\"GetOpportunity\",\"delay_ms\":50}");
+    const char *ids[] = {"O2000001", "O2000002", "O2000003", "O2000004", "O9999999"};
+    pthread_t th[16];
+    caller c[16];
+    for (int i = 0; i < 16; i++) {
+        c[i] = (caller){.st = st};
+        snprintf(c[i].id, sizeof c[i].id, "%s", ids[i % 5]);
+        assert_int_equal(pthread_create(&th[i], NULL, call_by_id, &c[i]), 0);
+    }
+    for (int i = 0; i < 16; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(c[i].rc, DG_OK);
+        assert_int_equal(c[i].lookup, i % 5 == 4 ? DG_LOOKUP_NOT_FOUND : DG_LOOKUP_FOUND);
+    }
+    assert_int_equal(fake_count(&g_fake, "GetOpportunity"), 16);
+    assert_int_equal(fake_count(&g_fake, "bad_signature"), 0);
+    conn_ace_backend.close(st);
+}
+
 static void test_session_token(void **s)
 {
     (void)s;
@@ -464,6 +506,7 @@ int main(void)
         cmocka_unit_test_setup(test_throttling, reset),
         cmocka_unit_test_setup(test_final_errors_not_retried, reset),
         cmocka_unit_test_setup(test_bad_signature, reset),
+        cmocka_unit_test_setup(test_concurrent_calls, reset),
         cmocka_unit_test(test_session_token),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

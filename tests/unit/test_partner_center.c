@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+
 #include "connectors/backends.h"
 #include "connectors/http.h"
 #include "fakeproc.h"
@@ -395,6 +397,44 @@ static void test_connection_refused(void **s)
     conn_partner_center_backend.close(st);
 }
 
+typedef struct {
+    void *st;
+    dg_err rc;
+    dg_lookup_status lookup;
+} caller;
+
+static void *call_by_id(void *arg)
+{
+    caller *c = arg;
+    dg_reg_fact f = {0};
+    c->rc = conn_partner_center_backend.by_id(c->st, RID(1), 3000, &f);
+    c->lookup = f.lookup;
+    dg_reg_fact_free(&f);
+    return NULL;
+}
+
+/* Callers arriving while a token refresh is under way wait for it: one grant for all. */
+static void test_concurrent_callers_share_one_refresh(void **s)
+{
+    (void)s;
+    void *st = open_pc();
+    behave(&g_fake, "{\"key\":\"token\",\"delay_ms\":300,\"times\":1}");
+    pthread_t th[8];
+    caller c[8];
+    for (int i = 0; i < 8; i++) {
+        c[i] = (caller){.st = st};
+        assert_int_equal(pthread_create(&th[i], NULL, call_by_id, &c[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(c[i].rc, DG_OK);
+        assert_int_equal(c[i].lookup, DG_LOOKUP_FOUND);
+    }
+    assert_int_equal(fake_count(&g_fake, "token"), 1);
+    assert_int_equal(fake_count(&g_fake, "get"), 8);
+    conn_partner_center_backend.close(st);
+}
+
 static void test_url_helpers(void **s)
 {
     (void)s;
@@ -456,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_401_refreshes_once),
         cmocka_unit_test(test_upstream_failures),
         cmocka_unit_test(test_connection_refused),
+        cmocka_unit_test_setup(test_concurrent_callers_share_one_refresh, reset),
         cmocka_unit_test(test_url_helpers),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
