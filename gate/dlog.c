@@ -14,6 +14,7 @@
  */
 #include "gate/dlog.h"
 #include "gate/dlog_internal.h"
+#include "gate/dlog_sqlite.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -165,6 +166,27 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX writebacks_once ON writebacks(decision_id, crm);"
     "CREATE INDEX writebacks_due ON writebacks(next_at_ms) WHERE state = 'pending';"
     "CREATE INDEX writebacks_opp ON writebacks(opp_id);",
+
+    /* 2: KPI state kept on write (gate/dlog_kpi.c, docs/kpis.md): per deal, what it
+     * contributes to the k_* rows of `daily`, the clouds of its first allowed gated move,
+     * its blocked streak and the stage it tried last; its verified registrations. */
+    "CREATE TABLE deal_kpi ("
+    " opp_id TEXT NOT NULL PRIMARY KEY,"
+    " reach_checked TEXT,"
+    " reach_verified TEXT,"
+    " blocked_since_ms INTEGER,"
+    " last_to TEXT,"
+    " last_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_id TEXT,"
+    " accounted TEXT NOT NULL DEFAULT '') WITHOUT ROWID;"
+    "CREATE TABLE deal_regs ("
+    " opp_id TEXT NOT NULL,"
+    " cloud TEXT NOT NULL,"
+    " reg_id TEXT,"
+    " verified_ms INTEGER NOT NULL,"
+    " created_ms INTEGER,"
+    " origin TEXT,"
+    " PRIMARY KEY (opp_id, cloud)) WITHOUT ROWID;",
 };
 
 #define DLOG_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -314,6 +336,7 @@ struct dlog {
     char *path;
     sqlite3 *wdb; /* the writer thread's after dlog_open */
     sqlite3_stmt *wst[W_COUNT];
+    dlog_kpi *kpi; /* KPI state on write, on wdb (dlog_kpi.c) */
 
     pthread_mutex_t mu; /* guards everything below up to `rows` */
     pthread_cond_t cv_work, cv_done, cv_space;
@@ -322,6 +345,7 @@ struct dlog {
     size_t inflight; /* callers inside submit() */
     int stopping;
     uint64_t batches, rows;
+    uint64_t batch_hist[DLOG_BATCH_BUCKETS + 1]; /* commits by rows written (dlog_batch_sizes) */
     pthread_t writer;
     int writer_started;
 
@@ -852,6 +876,10 @@ static dg_err apply_decision(dlog *l, struct req *r)
     }
 
     if (update_deal(l, r) != DG_OK) return DG_EDB;
+    if (dlog_kpi_decision(l->kpi, d, r->err, sizeof r->err) != DG_OK) {
+        r->rc = DG_EDB;
+        return DG_EDB;
+    }
 
     char day[DLOG_DAYLEN];
     day_of(d->time_ms, day);
@@ -888,6 +916,10 @@ static dg_err apply_comp(dlog *l, struct req *r)
         day_of(c->time_ms, day);
         if (count_daily(l, r, day, "comp_lines", "") != DG_OK) return DG_EDB;
         if (c->violation && count_daily(l, r, day, "comp_violations", "") != DG_OK) return DG_EDB;
+        if (dlog_kpi_comp(l->kpi, c, r->err, sizeof r->err) != DG_OK) {
+            r->rc = DG_EDB;
+            return DG_EDB;
+        }
     }
     return DG_OK;
 }
@@ -987,6 +1019,10 @@ static void *writer_main(void *arg)
         if (ok) {
             l->batches++;
             l->rows += rows;
+            size_t b = 0;
+            while (b < DLOG_BATCH_BUCKETS && rows > dlog_batch_bounds[b])
+                b++;
+            l->batch_hist[b]++;
         }
         for (struct req *r = batch, *next; r; r = next) {
             next = r->next; /* r belongs to its waiter once done is set */
@@ -1102,7 +1138,7 @@ static dg_err open_writer(dlog *l, char *err, size_t errlen)
             SQLITE_OK)
             return dg_errf(err, errlen, DG_EDB, "decision log: cannot prepare statement %d: %s", i,
                            sqlite3_errmsg(l->wdb));
-    return DG_OK;
+    return dlog_kpi_open(l->wdb, &l->kpi, err, errlen);
 }
 
 static dg_err open_readers(dlog *l, char *err, size_t errlen)
@@ -1132,6 +1168,7 @@ static void dlog_free(dlog *l)
     }
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(l->wst[i]);
+    dlog_kpi_close(l->kpi);
     if (l->writer_started) /* bounded, so a large log does not slow down shutdown */
         sqlite3_exec(l->wdb, "PRAGMA analysis_limit=400; PRAGMA optimize", NULL, NULL, NULL);
     sqlite3_close(l->wdb); /* the last connection checkpoints the WAL */
@@ -1309,6 +1346,19 @@ void dlog_stats(dlog *l, uint64_t *batches, uint64_t *rows)
     }
     if (batches) *batches = b;
     if (rows) *rows = r;
+}
+
+const uint64_t dlog_batch_bounds[DLOG_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+
+void dlog_batch_sizes(dlog *l, uint64_t counts[DLOG_BATCH_BUCKETS + 1])
+{
+    if (l == NULL) {
+        memset(counts, 0, (DLOG_BATCH_BUCKETS + 1) * sizeof counts[0]);
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    memcpy(counts, l->batch_hist, (DLOG_BATCH_BUCKETS + 1) * sizeof counts[0]);
+    pthread_mutex_unlock(&l->mu);
 }
 
 size_t dlog_queue_depth(dlog *l)

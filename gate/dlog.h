@@ -137,6 +137,63 @@ void dlog_stats(dlog *l, uint64_t *batches, uint64_t *rows);
  * /metrics; 0 for NULL). */
 size_t dlog_queue_depth(dlog *l);
 
+/* Commit batch sizes since dlog_open (for /metrics): counts[i] = commits that wrote at most
+ * dlog_batch_bounds[i] rows (and more than the bound before it); counts[DLOG_BATCH_BUCKETS]
+ * = the commits above the last bound. Not cumulative. l NULL gives zeros. */
+#define DLOG_BATCH_BUCKETS 10
+extern const uint64_t dlog_batch_bounds[DLOG_BATCH_BUCKETS]; /* 1, 2, 4, ..., 512 */
+void dlog_batch_sizes(dlog *l, uint64_t counts[DLOG_BATCH_BUCKETS + 1]);
+
+/* ---- read side: KPIs and the manager page (gate/dlog_read.c) ----------------------------
+ * Per-day counters and per-deal state kept on write (gate/dlog_kpi.c), so each of these
+ * reads a few rows. Definitions of every figure: docs/kpis.md. */
+
+typedef struct {
+    const char *since_day, *until_day; /* "YYYY-MM-DD" (UTC days), inclusive; required */
+    const char *cloud;                 /* a cloud key, or NULL for every cloud */
+    int comp;                          /* 1: with the commission figures; 0: they are null */
+} dlog_kpi_query;
+
+/* The KPI object for the window: exactly the keys of DESIGN.md (registration_rate,
+ * first_pass_rate, late_registrations, win_rate_registered, win_rate_unregistered,
+ * inbound_share, attributed_revenue, median_days_registration_to_close, blocks_by_code,
+ * comp_violations, comp_total_shortfall), rates null when their denominator is 0. Writes
+ * JSON text into *json (caller frees with free()). Returns DG_OK, DG_EINVAL (a day is not
+ * YYYY-MM-DD, or until is before since: message in err), DG_ENOMEM or DG_EDB. */
+dg_err dlog_kpis(dlog *l, const dlog_kpi_query *q, char **json, char *err, size_t errlen);
+
+typedef struct {
+    const char *owner;  /* exact, or NULL */
+    const char *cloud;  /* a cloud key the deal names, or NULL */
+    const char *reason; /* a reason code of the (latest) block, or NULL */
+    int limit;          /* rows returned: 1..500, default 100 */
+} dlog_ui_filter;
+
+/* Deals blocked now (their newest decision is a block), most recently blocked first:
+ * {"total": N, "deals": [{"opportunity_id", "name", "account", "owner", "amount" (minor
+ * units or null), "currency", "clouds": [...], "stage" (the stage the blocked move tried),
+ * "message", "codes": [...], "since" (unix ms the deal has been blocked since),
+ * "decision_id", "time" (unix ms of the newest block)}]}. total counts every match; at most
+ * f->limit deals are listed. Caller frees *json. DG_OK, DG_ENOMEM or DG_EDB. */
+dg_err dlog_blocked(dlog *l, const dlog_ui_filter *f, char **json, char *err, size_t errlen);
+
+/* The newest decisions matching f among the newest `scan` decisions (of the owner, when
+ * one is given): {"decisions": [decision objects as answered]}, newest first, at most
+ * f->limit. A reason filter matches blocked decisions with that reason code. Caller frees.
+ * DG_OK, DG_ENOMEM or DG_EDB. */
+dg_err dlog_recent(dlog *l, const dlog_ui_filter *f, int scan, char **json, char *err,
+                   size_t errlen);
+
+/* Commission-check violations by rep over q's window (q->cloud and q->comp are ignored):
+ * {"reps": [{"rep", "violations", "shortfall": {"CCY": "decimal"}}]}, most violations
+ * first, at most limit reps. Caller frees. DG_OK, DG_EINVAL, DG_ENOMEM or DG_EDB. */
+dg_err dlog_comp_by_rep(dlog *l, const dlog_kpi_query *q, int limit, char **json, char *err,
+                        size_t errlen);
+
+/* Write-back jobs waiting to run (state pending: the queue depth for /metrics). DG_OK or
+ * DG_EDB. */
+dg_err dlog_wb_pending(dlog *l, uint64_t *pending);
+
 /* ---- write-back queue (gate/dlog_writeback.c; table `writebacks`) ----------------------
  * One job per (decision, CRM). A job is `pending` until it ends `done`, `superseded` or
  * `failed`. Claiming a due job leases it: next_at_ms moves lease_ms ahead, so a crash

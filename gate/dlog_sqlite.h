@@ -1,0 +1,65 @@
+/* dlog_sqlite.h — internals shared by the SQLite implementation of the decision log.
+ *
+ * Not part of the dlog.h interface (which names no SQLite type, so a PostgreSQL backend
+ * stays a second implementation): dlog.c owns the connections and the writer thread;
+ * dlog_kpi.c keeps the KPI state on write (per-deal accounting and the `k_*` per-day
+ * counters, schema step 2); dlog_read.c answers the read side (KPIs, blocked deals, recent
+ * decisions, commission violations by rep) on the reader pool (dlog_read_call).
+ * Schema and definitions: docs/internals/decision-log.md and docs/kpis.md.
+ */
+#ifndef DG_DLOG_SQLITE_H
+#define DG_DLOG_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "gate/dlog.h"
+#include "gate/dlog_internal.h" /* dlog_read_call: the reader pool */
+
+/* ---- the per-day KPI counters kept by dlog_kpi.c (rows of `daily`) ---------------------- */
+
+#define DLOG_K_REACHED "k_reached"         /* key "*" or cloud: deals reaching a gated stage */
+#define DLOG_K_REACHED_VER "k_reached_ver" /* ... with every checked registration verified */
+#define DLOG_K_FIRST_PASS "k_first_pass"   /* ... allowed on their first gated move */
+#define DLOG_K_WON "k_won"                 /* key "<*|cloud>|reg" or "...|unreg" */
+#define DLOG_K_LOST "k_lost"               /* same keys */
+#define DLOG_K_REVENUE "k_revenue"         /* key "cloud|CCY", count = minor units */
+#define DLOG_K_CLOSE_DAYS "k_close_days"   /* key "<*|cloud>|<days>", count = deals */
+#define DLOG_K_VREG "k_vreg"               /* key "*" or cloud: verified registrations */
+#define DLOG_K_VREG_IN "k_vreg_in"         /* ... whose origin is "cloud" */
+#define DLOG_K_BLOCK "k_block"             /* key "cloud|code": blocks naming that cloud */
+#define DLOG_K_COMP_VIOL "k_comp_viol"     /* key "*" or cloud: violating comp lines */
+#define DLOG_K_COMP_SHORT "k_comp_short"   /* key "<*|cloud>|CCY", count = minor units */
+#define DLOG_K_COMP_REP "k_comp_rep"       /* key "CCY|rep": violating lines of a rep */
+#define DLOG_K_COMP_REP_SHORT "k_comp_rep_short" /* key "CCY|rep", count = minor units */
+
+/* ---- write side (dlog_kpi.c), called on the writer thread inside the batch transaction -- */
+
+typedef struct dlog_kpi dlog_kpi;
+
+/* Prepares the KPI statements on the writer connection db (borrowed; schema >= 2). When the
+ * log holds decisions but no KPI state (a log written before schema step 2), rebuilds the
+ * state from the decisions first, in one transaction. Returns DG_OK and *out (free with
+ * dlog_kpi_close), or DG_EDB / DG_ENOMEM with a message in err. */
+dg_err dlog_kpi_open(sqlite3 *db, dlog_kpi **out, char *err, size_t errlen);
+
+/* Finalizes the statements and frees k. NULL is a no-op. */
+void dlog_kpi_close(dlog_kpi *k);
+
+/* Accounts decision d, already inserted and applied to `deals`: the deal's verified
+ * registrations, first gated move, blocked streak, and the difference its new state makes
+ * to the k_* counters. Returns DG_OK, or DG_EDB / DG_ENOMEM with a message in err (the
+ * caller rolls the request back). */
+dg_err dlog_kpi_decision(dlog_kpi *k, const dlog_decision *d, char *err, size_t errlen);
+
+/* Accounts one logged commission-check line (violations only count). Same returns. */
+dg_err dlog_kpi_comp(dlog_kpi *k, const dlog_comp_line *c, char *err, size_t errlen);
+
+/* Recomputes every deal's KPI state and the k_* counters from the decisions and the comp
+ * checks (inside the caller's transaction). Used by dlog_kpi_open on an old log; also a
+ * repair tool. Same returns. */
+dg_err dlog_kpi_rebuild(dlog_kpi *k, char *err, size_t errlen);
+
+/* "YYYY-MM-DD" (UTC) of a unix-ms time into out (11 bytes at least). */
+void dlog_kpi_day(int64_t time_ms, char out[16]);
+
+#endif
