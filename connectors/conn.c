@@ -70,7 +70,9 @@ typedef struct {
     void *state;
     int local; /* file, none: answered in memory, inline, never cached */
     uint64_t hits, misses, calls;
-    int last_status; /* -1 no call yet, 0 ok, 1 error */
+    uint64_t errors, lat_count, lat_sum_us; /* backend calls that failed; call durations */
+    uint64_t lat[CONN_LAT_BUCKETS + 1];     /* by conn_lat_bounds_us, last = above all */
+    int last_status;                        /* -1 no call yet, 0 ok, 1 error */
     char last_error[CONN_ERR_MAX];
     int64_t last_ok_at, last_error_at; /* unix seconds, 0 = never */
 } conn_inst;
@@ -325,20 +327,34 @@ static flight *flight_find(conn_set *s, size_t inst, int kind, const char *key)
     return NULL;
 }
 
-/* One backend call into *r (zeroed here), made consistent. No lock held. */
-static void backend_call(const conn_inst *in, int kind, const char *key, int timeout_ms,
-                         dg_reg_fact *r)
+/* One backend call into *r (zeroed here), made consistent. No lock held. Returns how long
+ * the call took (ns). */
+static int64_t backend_call(const conn_inst *in, int kind, const char *key, int timeout_ms,
+                            dg_reg_fact *r)
 {
+    int64_t t0 = mono_ns();
     memset(r, 0, sizeof *r);
     dg_err rc = kind == KIND_BY_ID ? in->be->by_id(in->state, key, timeout_ms, r)
                                    : in->be->by_crm_id(in->state, key, timeout_ms, r);
     fact_normalize(rc, r);
+    return mono_ns() - t0;
 }
 
-/* Records the outcome of a backend call for health. Under s->mu. */
-static void note_result(conn_inst *in, const dg_reg_fact *r)
+const uint32_t conn_lat_bounds_us[CONN_LAT_BUCKETS] = {
+    1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+
+/* Records the outcome of a backend call (took ns) for health and metrics. Under s->mu. */
+static void note_result(conn_inst *in, const dg_reg_fact *r, int64_t ns)
 {
     int64_t wall = (int64_t)time(NULL);
+    uint64_t us = ns > 0 ? (uint64_t)(ns / 1000) : 0;
+    size_t b = 0;
+    while (b < CONN_LAT_BUCKETS && us > conn_lat_bounds_us[b])
+        b++;
+    in->lat[b]++;
+    in->lat_count++;
+    in->lat_sum_us += us;
+    if (r->lookup == DG_LOOKUP_FAILED) in->errors++;
     if (r->lookup == DG_LOOKUP_FAILED) {
         in->last_status = 1;
         in->last_error_at = wall;
@@ -357,11 +373,11 @@ static void *flight_run(void *arg)
     conn_set *s = fl->set;
     conn_inst *in = &s->inst[fl->inst];
     dg_reg_fact r;
-    backend_call(in, fl->kind, fl->key, fl->timeout_ms, &r);
+    int64_t took = backend_call(in, fl->kind, fl->key, fl->timeout_ms, &r);
     int64_t now = mono_ns();
 
     pthread_mutex_lock(&s->mu);
-    note_result(in, &r);
+    note_result(in, &r, took);
     if (r.lookup == DG_LOOKUP_FOUND)
         cache_put(s, fl->inst, fl->kind, fl->key, &r, in->cc->cache_ttl_s, now);
     else if (r.lookup == DG_LOOKUP_NOT_FOUND)
@@ -652,10 +668,11 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
         slot *t = &sl[i];
         if (!t->local) continue;
         conn_inst *in = &s->inst[t->inst];
-        backend_call(in, t->kind, t->key, remaining_ms > 0 ? remaining_ms : 1, &t->fact);
+        int64_t took =
+            backend_call(in, t->kind, t->key, remaining_ms > 0 ? remaining_ms : 1, &t->fact);
         t->have = 1;
         pthread_mutex_lock(&s->mu);
-        note_result(in, &t->fact);
+        note_result(in, &t->fact, took);
         pthread_mutex_unlock(&s->mu);
     }
 
@@ -820,6 +837,26 @@ size_t conn_health_json(conn_set *s, char *buf, size_t n)
     }
     JB_LIT(&b, "}");
     return b.len;
+}
+
+size_t conn_cloud_stat(conn_set *s, size_t i, conn_cloud_stats *out)
+{
+    if (s == NULL) return 0;
+    if (i < s->ninst && out != NULL) {
+        pthread_mutex_lock(&s->mu);
+        const conn_inst *in = &s->inst[i];
+        out->cloud = in->cc->key;
+        out->connector = in->be->name;
+        out->hits = in->hits;
+        out->misses = in->misses;
+        out->calls = in->calls;
+        out->errors = in->errors;
+        out->lat_count = in->lat_count;
+        out->lat_sum_us = in->lat_sum_us;
+        memcpy(out->lat, in->lat, sizeof out->lat);
+        pthread_mutex_unlock(&s->mu);
+    }
+    return s->ninst;
 }
 
 void conn_stats(conn_set *s, uint64_t *hits, uint64_t *misses, uint64_t *upstream_calls)

@@ -71,6 +71,26 @@ size_t conn_health_json(conn_set *s, char *buf, size_t n);
  * already in flight), and backend calls made (*upstream_calls). Any pointer may be NULL. */
 void conn_stats(conn_set *s, uint64_t *hits, uint64_t *misses, uint64_t *upstream_calls);
 
+/* Per-cloud counters for /metrics (since the set was built: a config reload starts them
+ * again). Backend calls are timed from start to answer (file and none answer from memory);
+ * lat[] counts calls by duration: lat[i] took at most conn_lat_bounds_us[i] (and more than
+ * the bound before it), lat[CONN_LAT_BUCKETS] longer. Not cumulative. */
+#define CONN_LAT_BUCKETS 12
+extern const uint32_t conn_lat_bounds_us[CONN_LAT_BUCKETS]; /* 1 ms ... 10 s */
+typedef struct {
+    const char *cloud;     /* the cloud key (borrowed from the set's config) */
+    const char *connector; /* backend name (static) */
+    uint64_t hits, misses; /* look-ups answered from the cache / not */
+    uint64_t calls;        /* backend calls made */
+    uint64_t errors;       /* backend calls that failed (lookup FAILED) */
+    uint64_t lat_count, lat_sum_us;
+    uint64_t lat[CONN_LAT_BUCKETS + 1];
+} conn_cloud_stats;
+
+/* Returns the number of clouds of s (0 for NULL); when i is below it and out is non-NULL,
+ * fills *out with cloud i's counters (a consistent snapshot). */
+size_t conn_cloud_stat(conn_set *s, size_t i, conn_cloud_stats *out);
+
 /* For tests and tools: like conn_set_new, but every cloud uses `override` (when non-NULL)
  * instead of the backend of its connector kind, and the cache holds at most cache_max
  * entries (0 = the default, 10000). Same ownership and errors as conn_set_new. */
