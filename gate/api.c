@@ -87,9 +87,9 @@ int gate_h_stage(gate_req *r)
     return status;
 }
 
+/* Parses an RFC 3339 date or date-time (Z or an offset), or unix milliseconds. */
 static int64_t parse_since(const char *s, int *ok)
 {
-    /* RFC 3339 date or date-time (UTC "Z" or offset), or unix milliseconds. */
     *ok = 0;
     if (!*s) return 0;
     char *end;
@@ -126,9 +126,41 @@ static int64_t parse_since(const char *s, int *ok)
     return (int64_t)timegm(&tm) * 1000;
 }
 
+int gate_time_param(gate_req *r, const char *name, int64_t *ms)
+{
+    char buf[64];
+    int n = gate_query(r, name, buf, sizeof buf);
+    if (n == 0) return 0;
+    int ok = 0;
+    if (n > 0) *ms = parse_since(buf, &ok);
+    if (!ok)
+        return gate_reply_error(r, 422, "invalid_field",
+                                "query parameter %s must be an RFC 3339 date or time", name);
+    return 0;
+}
+
+int gate_page_params(gate_req *r, int *limit, const char **cursor, char *cursor_buf,
+                     size_t cursor_cap)
+{
+    char buf[16];
+    int n;
+    if ((n = gate_query(r, "limit", buf, sizeof buf)) != 0) {
+        char *end;
+        long v = n > 0 ? strtol(buf, &end, 10) : 0;
+        if (n < 0 || *end != '\0' || v < 1 || v > 500)
+            return gate_reply_error(r, 422, "invalid_field",
+                                    "query parameter limit must be 1 to 500");
+        *limit = (int)v;
+    }
+    if ((n = gate_query(r, "cursor", cursor_buf, cursor_cap)) < 0)
+        return gate_reply_error(r, 422, "invalid_field", "query parameter cursor is invalid");
+    if (n > 0) *cursor = cursor_buf;
+    return 0;
+}
+
 int gate_h_decisions(gate_req *r)
 {
-    char outcome[16], owner[256], opp[160], since[64], limit[16], cursor[128];
+    char outcome[16], owner[256], opp[160], cursor[128];
     dlog_filter q = {0};
     int n;
     if ((n = gate_query(r, "outcome", outcome, sizeof outcome)) < 0 ||
@@ -142,29 +174,14 @@ int gate_h_decisions(gate_req *r)
     if ((n = gate_query(r, "opportunity", opp, sizeof opp)) < 0)
         return gate_reply_error(r, 422, "invalid_field", "query parameter opportunity is too long");
     if (n > 0) q.opportunity = opp;
-    if ((n = gate_query(r, "since", since, sizeof since)) != 0) {
-        int ok = 0;
-        if (n > 0) q.since_ms = parse_since(since, &ok);
-        if (!ok)
-            return gate_reply_error(r, 422, "invalid_field",
-                                    "query parameter since must be an RFC 3339 date or time");
-    }
-    if ((n = gate_query(r, "limit", limit, sizeof limit)) != 0) {
-        char *end;
-        long v = n > 0 ? strtol(limit, &end, 10) : 0;
-        if (n < 0 || *end != '\0' || v < 1 || v > 500)
-            return gate_reply_error(r, 422, "invalid_field",
-                                    "query parameter limit must be 1 to 500");
-        q.limit = (int)v;
-    }
-    if ((n = gate_query(r, "cursor", cursor, sizeof cursor)) < 0)
-        return gate_reply_error(r, 422, "invalid_field", "query parameter cursor is invalid");
-    if (n > 0) q.cursor = cursor;
+    int st;
+    if ((st = gate_time_param(r, "since", &q.since_ms)) != 0) return st;
+    if ((st = gate_page_params(r, &q.limit, &q.cursor, cursor, sizeof cursor)) != 0) return st;
     char *json = NULL, err[256];
     dg_err rc = dlog_query(r->g->log, &q, &json, err, sizeof err);
     if (rc == DG_EINVAL) return gate_reply_error(r, 422, "invalid_field", "%s", err);
     if (rc != DG_OK) return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
-    int st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
+    st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
     free(json);
     return st;
 }

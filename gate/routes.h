@@ -13,6 +13,15 @@ int gate_h_salesforce(gate_req *r);     /* POST /v1/gate/salesforce (adapter_sal
 int gate_h_hubspot(gate_req *r);        /* POST /v1/gate/hubspot (adapter_hubspot.c) */
 int gate_h_decision_writeback(gate_req *r); /* POST /v1/decisions/{id}/writeback (writeback.c) */
 int gate_h_openapi(gate_req *r);        /* GET /openapi.json (openapi.c) */
+int gate_h_comp_check(gate_req *r);     /* POST /v1/commission/check (api_comp.c) */
+int gate_h_comp_checks(gate_req *r);    /* GET /v1/commission/checks (api_comp.c) */
 
+/* Query-parameter helpers shared by the read endpoints. Each returns 0 when the parameter
+ * is absent or valid (output set), else the 422 status it already answered. */
+/* `name` as an RFC 3339 date/date-time or unix ms, into *ms. */
+int gate_time_param(gate_req *r, const char *name, int64_t *ms);
+/* limit (1-500) into *limit; cursor into cursor_buf, *cursor pointing at it. */
+int gate_page_params(gate_req *r, int *limit, const char **cursor, char *cursor_buf,
+                     size_t cursor_cap);
 
 #endif
