@@ -26,6 +26,8 @@ static const gate_route routes[] = {
     {"POST", "/v1/gate/stage", GATE_AUTH_WEBHOOK, gate_h_stage},
     {"POST", "/v1/gate/salesforce", GATE_AUTH_WEBHOOK, gate_h_salesforce},
     {"POST", "/v1/gate/hubspot", GATE_AUTH_HUBSPOT, gate_h_hubspot},
+    {"POST", "/v1/commission/check", GATE_AUTH_WEBHOOK, gate_h_comp_check},
+    {"GET", "/v1/commission/checks", GATE_AUTH_COMP, gate_h_comp_checks},
     {"GET", "/v1/decisions", GATE_AUTH_READER, gate_h_decisions},
     {"GET", "/v1/decisions/", GATE_AUTH_READER, gate_h_decision},
     {"POST", "/v1/decisions/", GATE_AUTH_READER, gate_h_decision_writeback}, /* {id}/writeback */
