@@ -118,6 +118,10 @@ static dg_err sf_status_err(const conn_http_resp *rs, const char *what, char *er
                 : st >= 500 || st == 408 ? DG_EUPSTREAM
                 : st >= 400              ? DG_EINVAL
                                          : DG_EUPSTREAM;
+    /* Two 4xx answers that heal by themselves: a record locked by another save (400) and
+     * the org's API request limit (403). */
+    if (strstr(text, "UNABLE_TO_LOCK_ROW")) rc = DG_EUPSTREAM;
+    if (strstr(text, "REQUEST_LIMIT_EXCEEDED")) rc = DG_ETHROTTLED;
     return dg_errf(err, errlen, rc, "salesforce: %s answered HTTP %ld: %s", what, st,
                    text[0] ? text : "(no error text)");
 }

@@ -193,6 +193,15 @@ def test_writeback_retried_after_500s():
     assert "UNKNOWN_EXCEPTION" in svc.stderr()  # the upstream error was logged on the way
 
 
+def test_writeback_retried_when_the_record_is_locked():
+    sf.opportunities["006LOCK"] = {"StageName": "Demo"}
+    sf.lock_updates = 1  # a 400 that heals: another save holds the row
+    st, r, _ = call(flow_body("006LOCK"))
+    wb = wait_state(r["decisionId"], "done")
+    assert wb["attempts"] == 2, wb
+    assert len(sf.updates_for("006LOCK")) == 1
+
+
 def test_writeback_superseded_when_the_deal_moved_on():
     sf.opportunities["006MOVED"] = {"StageName": "Proposal"}  # fixed and moved on meanwhile
     st, r, _ = call(flow_body("006MOVED"))
@@ -285,6 +294,7 @@ if __name__ == "__main__":
             test_event_id_makes_retries_idempotent,
             test_writeback_applied_once_with_reason_and_crm_stage,
             test_writeback_retried_after_500s,
+            test_writeback_retried_when_the_record_is_locked,
             test_writeback_superseded_when_the_deal_moved_on,
             test_expired_token_is_fetched_again,
             test_failed_writeback_shows_error_and_can_be_retried,

@@ -31,6 +31,7 @@ class FakeSalesforce:
         self.tokens_issued = 0
         self.valid_tokens = set()
         self.fail_updates = 0        # answer the next N updates with 500
+        self.lock_updates = 0        # answer the next N updates with 400 UNABLE_TO_LOCK_ROW
         self.fail_reads = 0
         self.lock = threading.Lock()
         self.server = None
@@ -135,6 +136,11 @@ class FakeSalesforce:
                         fake.fail_updates -= 1
                         return self._send(500, [{"errorCode": "UNKNOWN_EXCEPTION",
                                                  "message": "An unexpected error occurred"}])
+                    if fake.lock_updates > 0:
+                        fake.lock_updates -= 1
+                        return self._send(400, [{"errorCode": "UNABLE_TO_LOCK_ROW",
+                                                 "message": "unable to obtain exclusive access "
+                                                            "to this record"}])
                     if oid not in fake.opportunities:
                         return self._send(404, [{"errorCode": "NOT_FOUND",
                                                  "message": "The requested resource does not exist"}])
