@@ -305,6 +305,61 @@ def test_writeback_superseded_when_deal_moved_on():
     assert hs.updates_for("9203") == []
 
 
+RETRY_CONFIG = """
+[server]
+listen = 127.0.0.1:{port}
+threads = 4
+data_dir = {data}
+decision_budget_ms = 1000
+
+[auth]
+webhook_tokens = {webhook}
+reader_tokens = {reader}
+
+[pipeline]
+stages = Prospecting, Qualification, Demo, Proposal, Closed Won, Closed Lost
+won = Closed Won
+lost = Closed Lost
+alias.qualifiedtobuy = Qualification
+alias.presentationscheduled = Demo
+
+[rule:demo]
+type = registration
+stage = Demo
+accept.aws = Approved
+on_lookup_error = retry
+retry_window_s = 2
+
+[cloud:aws]
+name = AWS ACE
+connector = ace
+endpoint = http://127.0.0.1:%d
+access_key_id = AKIDEXAMPLE
+secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+timeout_ms = 300
+negative_cache_ttl_s = 0
+
+[hubspot]
+property.registration.aws = ace_opportunity_id
+"""
+
+
+def test_lookup_retry_answers_503_then_blocks_after_the_window():
+    closed = dgtest.free_port()  # nothing listens: ACE cannot be reached
+    retry = Service(config=RETRY_CONFIG % closed).start()
+    try:
+        body = webhook(9301, ace_opportunity_id={"value": "O1234567"})
+        st, r, h = retry.request("POST", PATH, body, token=WEBHOOK)
+        assert st == 503 and r["error"]["code"] == "lookup_retry", (st, r)
+        assert int(h["retry-after"]) > 0  # HubSpot retries 5xx for up to 3 days ...
+        time.sleep(2.5)
+        st, r, _ = retry.request("POST", PATH, body, token=WEBHOOK)
+        assert st == 200 and r["allowed"] is False, (st, r)  # ... but not past retry_window_s
+        assert r["reasonCode"] == "registration_unverifiable", r
+    finally:
+        retry.stop()
+
+
 def teardown():
     if svc:
         svc.stop()
@@ -334,6 +389,7 @@ if __name__ == "__main__":
             test_writeback_moves_the_deal_back_once,
             test_writeback_retried_after_500,
             test_writeback_superseded_when_deal_moved_on,
+            test_lookup_retry_answers_503_then_blocks_after_the_window,
         ])
     finally:
         teardown()
