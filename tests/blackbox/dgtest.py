@@ -221,3 +221,40 @@ def run(tests):
             traceback.print_exc()
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
+
+
+class Fake:
+    """A fake upstream from tests/fakes, on a loopback port it prints on stdout line 1."""
+
+    def __init__(self, script, *args):
+        path = os.path.join(SRC, "tests", "fakes", script)
+        self.proc = subprocess.Popen(["/usr/bin/python3", path] + list(args), stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=dict(os.environ))
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.isdigit():
+            self.proc.kill()
+            raise AssertionError("%s did not start: %r" % (script, line))
+        self.port = int(line)
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def ctl(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        out = json.loads(resp.read() or b"null")
+        conn.close()
+        return out
+
+    def calls(self):
+        return self.ctl("GET", "/__calls")
+
+    def behave(self, **b):
+        return self.ctl("POST", "/__behave", b)
+
+    def reset(self):
+        return self.ctl("POST", "/__reset", {})
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
