@@ -18,6 +18,7 @@
 #include "gate/gate.h"
 #include "gate/http.h"
 #include "gate/json.h"
+#include "gate/metrics.h"
 #include "gate/writeback.h"
 
 #define CLI_DEFAULT_CONFIG "config/dealgate.ini"
@@ -103,9 +104,10 @@ static int cmd_serve(int argc, char **argv)
 
     gate_ctx g = {.started_ms = gate_now_ms()};
     pthread_mutex_init(&g.rt_lock, NULL);
+    gate_metrics_new(&g.metrics); /* NULL when out of memory: /metrics then has no counters */
     struct mg_context *mg = NULL;
     gate_writeback *wb = NULL;
-    char err[512];
+    char err[512], listen[128] = "";
     struct cfg *c = cli_load(path, 1);
     if (!c) goto done;
     if (dlog_open(c->server.data_dir, &g.log, err, sizeof err) != DG_OK) {
@@ -113,7 +115,6 @@ static int cmd_serve(int argc, char **argv)
         cfg_free(c);
         goto done;
     }
-    char listen[128];
     snprintf(listen, sizeof listen, "%s", c->server.listen);
     gate_rt *rt = NULL;
     if (gate_rt_new(c, &rt, err, sizeof err) != DG_OK) {
@@ -145,10 +146,11 @@ static int cmd_serve(int argc, char **argv)
     fprintf(stderr, "{\"event\":\"shutdown\",\"note\":\"finishing in-flight requests\"}\n");
     status = 0;
 done:
-    if (mg) mg_stop(mg); /* waits for in-flight requests */
+    gate_http_stop(mg, listen); /* waits for in-flight requests */
     gate_writeback_stop(wb); /* before the log closes; unfinished jobs stay queued */
     dlog_close(g.log);   /* commits everything queued */
     gate_rt_install(&g, NULL);
+    gate_metrics_free(g.metrics); /* after mg_stop: no request is recording */
     pthread_mutex_destroy(&g.rt_lock);
     if (status == 0) fprintf(stderr, "{\"event\":\"stopped\"}\n");
     return status;

@@ -3,6 +3,10 @@
 #include "gate/http.h"
 
 #include <mbedtls/base64.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "gate/metrics.h"
 #include "gate/routes.h"
 
 typedef struct {
@@ -29,6 +34,10 @@ static const gate_route routes[] = {
     {"POST", "/v1/commission/check", GATE_AUTH_WEBHOOK, gate_h_comp_check},
     {"GET", "/v1/commission/checks", GATE_AUTH_COMP, gate_h_comp_checks},
     {"GET", "/v1/decisions", GATE_AUTH_READER, gate_h_decisions},
+    {"GET", "/v1/kpis", GATE_AUTH_READER, gate_h_kpis},
+    {"GET", "/ui", GATE_AUTH_READER, gate_h_ui},           /* browsers: Basic, token as password */
+    {"GET", "/ui/deal", GATE_AUTH_READER, gate_h_ui_deal}, /* one deal's decision history */
+    {"GET", "/metrics", GATE_AUTH_READER, gate_h_metrics},
     {"GET", "/v1/decisions/", GATE_AUTH_READER, gate_h_decision},
     {"POST", "/v1/decisions/", GATE_AUTH_READER, gate_h_decision_writeback}, /* {id}/writeback */
 };
@@ -295,6 +304,9 @@ int gate_http_handle(struct mg_connection *conn, void *cbdata)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     access_log(&r, (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    gate_metrics_request(r.g->metrics, match ? match->path : NULL, r.status,
+                         (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 +
+                             (t1.tv_nsec - t0.tv_nsec) / 1000);
     free(r.body);
     gate_rt_release(r.g, r.rt);
     return r.status ? r.status : 500;
@@ -346,4 +358,60 @@ struct mg_context *gate_http_start(gate_ctx *g, char *err, size_t errlen)
     }
     mg_set_request_handler(ctx, "/", gate_http_handle, g);
     return ctx;
+}
+
+/* A connection to our own listening socket: civetweb's master thread notices a stop only
+ * when poll() returns, which is otherwise up to its 2 s quantum later. */
+typedef struct {
+    char host[64];
+    int port;
+} http_nudge;
+
+static void *http_nudge_run(void *arg)
+{
+    http_nudge *n = arg;
+    struct timespec ts = {0, 20 * 1000000};
+    nanosleep(&ts, NULL);
+    char port[16];
+    snprintf(port, sizeof port, "%d", n->port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai = NULL;
+    if (getaddrinfo(n->host, port, &hints, &ai) == 0 && ai) {
+        int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+        if (fd >= 0) {
+            (void)connect(fd, ai->ai_addr, ai->ai_addrlen);
+            close(fd);
+        }
+        freeaddrinfo(ai);
+    }
+    free(n);
+    return NULL;
+}
+
+void gate_http_stop(struct mg_context *ctx, const char *listen)
+{
+    if (!ctx) return;
+    struct mg_server_port sp;
+    http_nudge *n = calloc(1, sizeof *n);
+    if (n && listen && mg_get_server_ports(ctx, 1, &sp) == 1) {
+        /* The configured address, with the wildcard ones mapped to loopback. */
+        const char *colon = strrchr(listen, ':');
+        size_t hl = colon ? (size_t)(colon - listen) : 0;
+        if (hl >= 2 && listen[0] == '[') {
+            snprintf(n->host, sizeof n->host, "%.*s", (int)(hl - 2), listen + 1);
+            if (strcmp(n->host, "::") == 0) snprintf(n->host, sizeof n->host, "::1");
+        } else {
+            snprintf(n->host, sizeof n->host, "%.*s", (int)hl, listen);
+            if (hl == 0 || strcmp(n->host, "0.0.0.0") == 0)
+                snprintf(n->host, sizeof n->host, "127.0.0.1");
+        }
+        n->port = sp.port;
+        pthread_t t;
+        if (pthread_create(&t, NULL, http_nudge_run, n) == 0)
+            pthread_detach(t);
+        else
+            free(n);
+    } else {
+        free(n);
+    }
+    mg_stop(ctx); /* waits for in-flight requests */
 }

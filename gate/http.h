@@ -65,4 +65,8 @@ int gate_http_handle(struct mg_connection *conn, void *cbdata);
  * message in err. */
 struct mg_context *gate_http_start(gate_ctx *g, char *err, size_t errlen);
 
+/* Stops civetweb (waiting for in-flight requests) promptly: a local connection to the
+ * listening address wakes its master thread instead of waiting for its poll quantum. */
+void gate_http_stop(struct mg_context *ctx, const char *listen);
+
 #endif
