@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gate/metrics.h"
 #include "rules/rules.h"
 
 static void result_error(gate_result *res, int status, const char *code, const char *msg)
@@ -317,6 +318,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
     }
     res->status = 200;
 done:
+    gate_observe_decision(g, res, &d, &facts, ev->opp_id); /* metrics, upstream-failure log */
     free(dec_text);
     free(reasons_t);
     free(warnings_t);

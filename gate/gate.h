@@ -34,6 +34,7 @@ typedef struct gate_ctx {
     pthread_mutex_t rt_lock;
     gate_rt *rt;         /* current runtime */
     dlog *log;           /* NULL for `eval` */
+    struct gate_metrics *metrics; /* counters for /metrics (gate/metrics.h); NULL = none */
     int64_t started_ms;
 } gate_ctx;
 

@@ -15,6 +15,10 @@ int gate_h_decision_writeback(gate_req *r); /* POST /v1/decisions/{id}/writeback
 int gate_h_openapi(gate_req *r);        /* GET /openapi.json (openapi.c) */
 int gate_h_comp_check(gate_req *r);     /* POST /v1/commission/check (api_comp.c) */
 int gate_h_comp_checks(gate_req *r);    /* GET /v1/commission/checks (api_comp.c) */
+int gate_h_ui(gate_req *r);             /* GET /ui (ui.c) */
+int gate_h_ui_deal(gate_req *r);        /* GET /ui/deal?id= (ui.c) */
+int gate_h_kpis(gate_req *r);           /* GET /v1/kpis (kpis.c) */
+int gate_h_metrics(gate_req *r);        /* GET /metrics (metrics.c) */
 
 /* Query-parameter helpers shared by the read endpoints. Each returns 0 when the parameter
  * is absent or valid (output set), else the 422 status it already answered. */
@@ -23,5 +27,10 @@ int gate_time_param(gate_req *r, const char *name, int64_t *ms);
 /* limit (1-500) into *limit; cursor into cursor_buf, *cursor pointing at it. */
 int gate_page_params(gate_req *r, int *limit, const char **cursor, char *cursor_buf,
                      size_t cursor_cap);
+/* The KPI window of a request (kpis.c): since/until as UTC days (default: the last 30 days),
+ * an optional cloud (a configured key, any case; *q->cloud points into `cloud`), comp = the
+ * request carries a comp reader token. 0, or the 422 already answered. */
+int gate_kpi_window(gate_req *r, dlog_kpi_query *q, char since[16], char until[16],
+                    char cloud[CFG_NAME_MAX + 1]);
 
 #endif
