@@ -82,7 +82,7 @@ static int load_vectors(void **state)
     while (fgets(line, sizeof line, f)) {
         trim(line);
         if (strncmp(line, "client_secret for all: ", 23) == 0) {
-            snprintf(secret, sizeof secret, "%s", line + 23);
+            copy(secret, sizeof secret, line + 23, strlen(line + 23));
         } else if (line[0] == ' ' && line[1] == 'v' && line[2] >= '1' && line[2] <= '3' &&
                    line[3] == ' ') {
             if (nvecs == MAXV) break;
@@ -93,9 +93,9 @@ static int load_vectors(void **state)
             /* the body line went on to this one: its trailing comma was a separator */
             size_t n = strlen(cur->body);
             if (n && cur->body[n - 1] == ',') cur->body[n - 1] = '\0';
-            snprintf(cur->timestamp, sizeof cur->timestamp, "%s", line + 17);
+            copy(cur->timestamp, sizeof cur->timestamp, line + 17, strlen(line + 17));
         } else if (cur && strncmp(line, "     signature = ", 17) == 0) {
-            snprintf(cur->signature, sizeof cur->signature, "%s", line + 17);
+            copy(cur->signature, sizeof cur->signature, line + 17, strlen(line + 17));
             cur = NULL;
         }
     }
