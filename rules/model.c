@@ -45,11 +45,23 @@ void dg_reg_fact_free(dg_reg_fact *r)
     memset(r, 0, sizeof *r);
 }
 
+void dg_override_free(dg_override *o)
+{
+    if (!o) return;
+    free(o->id);
+    free(o->rule);
+    free(o->approved_by);
+    free(o->reason);
+    memset(o, 0, sizeof *o);
+}
+
 void dg_facts_free(dg_facts *f)
 {
     if (!f) return;
     for (size_t i = 0; i < f->nregs; i++) dg_reg_fact_free(&f->regs[i]);
     free(f->regs);
+    for (size_t i = 0; i < f->noverrides; i++) dg_override_free(&f->overrides[i]);
+    free(f->overrides);
     free(f->last_stage);
     free(f->last_stage_raw);
     memset(f, 0, sizeof *f);

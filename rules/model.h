@@ -56,6 +56,16 @@ typedef struct {
     int retryable;          /* failed look-up worth retrying (throttled, 5xx, timeout) */
 } dg_reg_fact;
 
+/* A deal-desk exception (POST /v1/overrides): rule `rule` allows this deal while
+ * now < expires_at, with the warning `override` naming approver and reason. */
+typedef struct {
+    char *id;          /* "ov_" + 26 chars */
+    char *rule;        /* rule name */
+    char *approved_by; /* who approved it */
+    char *reason;      /* why */
+    int64_t expires_at; /* unix seconds; the override stops applying at this time */
+} dg_override;
+
 /* Everything the rules need besides the config and the event. */
 typedef struct dg_facts {
     dg_reg_fact *regs;      /* one per cloud of the deal that was looked up */
@@ -63,6 +73,8 @@ typedef struct dg_facts {
     char *last_stage;       /* the deal's last stage in the log (pipeline stage name), or NULL */
     char *last_stage_raw;   /* the raw CRM value it last arrived with, or NULL */
     int64_t retry_since;    /* unix seconds of the first retry answer for this deal, 0 if none */
+    dg_override *overrides; /* the deal's overrides (expired ones are ignored by `now`) */
+    size_t noverrides;
 } dg_facts;
 
 typedef struct {
@@ -95,6 +107,7 @@ typedef struct dg_decision {
 void dg_event_free(dg_event *e);
 void dg_facts_free(dg_facts *f);
 void dg_reg_fact_free(dg_reg_fact *r);
+void dg_override_free(dg_override *o);
 void dg_decision_free(dg_decision *d);
 
 /* Frees nothing else; strdup that returns NULL for NULL. */

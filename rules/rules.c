@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "rules/text.h"
 
@@ -611,6 +612,52 @@ static rule_status rule_eval_run(rule_eval *re)
     return RS_BLOCK;
 }
 
+/* ---- overrides --------------------------------------------------------------------- */
+
+const dg_override *rules_override_find(const dg_facts *f, const char *rule, int64_t now)
+{
+    const dg_override *best = NULL;
+    if (!f || !rule) return NULL;
+    for (size_t i = 0; i < f->noverrides; i++) {
+        const dg_override *o = &f->overrides[i];
+        if (!o->rule || strcmp(o->rule, rule) != 0 || now >= o->expires_at) continue;
+        if (!best || o->expires_at > best->expires_at) best = o;
+    }
+    return best;
+}
+
+/* Replaces rule re->r's block or retry by the warning `override` of ov: "Allowed by
+ * override ov_X (approved by A until T; would block: CODES): REASON". */
+static void override_apply(rule_eval *re, const dg_override *ov, rule_status st)
+{
+    rules_text t;
+    rules_text_init(&t);
+    char until[32] = "?";
+    time_t exp = (time_t)ov->expires_at;
+    struct tm tm;
+    if (gmtime_r(&exp, &tm))
+        snprintf(until, sizeof until, "%04d-%02d-%02dT%02d:%02d:%02dZ", (tm.tm_year + 1900) % 10000,
+                 (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+                 tm.tm_sec % 100);
+    rules_text_addf(&t, "Allowed by override %s (approved by %s until %s; would %s: ",
+                    is_empty(ov->id) ? "(no id)" : ov->id,
+                    is_empty(ov->approved_by) ? "(unknown)" : ov->approved_by, until,
+                    st == RS_RETRY ? "wait for" : "block");
+    const reason_vec *rv = st == RS_RETRY ? &re->retries : &re->fails;
+    size_t shown = 0;
+    for (size_t i = 0; i < rv->n; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < i; j++)
+            dup |= strcmp(rv->v[j].code, rv->v[i].code) == 0;
+        if (dup) continue;
+        rules_text_addf(&t, "%s%s", shown++ ? ", " : "", rv->v[i].code);
+    }
+    rules_text_addf(&t, "): %s", is_empty(ov->reason) ? "(no reason)" : ov->reason);
+    re_push(re, &re->warns, "override", NULL, &t);
+    rv_free(&re->fails);
+    rv_free(&re->retries);
+}
+
 /* ---- the decision ------------------------------------------------------------------ */
 
 static void add_unknown_stage(rules_text *t, const move *m)
@@ -737,7 +784,13 @@ dg_err rules_decide(const struct cfg *c, const dg_event *e, const dg_facts *f, i
             rule_eval re = {.m = &m, .f = f, .now = now, .r = r};
             rule_status st = rule_eval_run(&re);
             int ok = !re.oom;
-            if (ok && r->mode == CFG_MODE_REPORT) {
+            const dg_override *ov =
+                ok && st != RS_PASS ? rules_override_find(f, r->name, now) : NULL;
+            if (ov) {
+                /* a deal-desk exception: the rule allows, whatever its mode */
+                override_apply(&re, ov, st);
+                ok = !re.oom;
+            } else if (ok && r->mode == CFG_MODE_REPORT) {
                 /* report mode: a would-be block or retry becomes a warning */
                 for (size_t i = 0; ok && st == RS_BLOCK && i < re.fails.n; i++) {
                     rules_text t;

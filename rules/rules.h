@@ -28,6 +28,12 @@ dg_err rules_lookup_clouds(const struct cfg *c, const dg_event *e, const char *l
 dg_err rules_decide(const struct cfg *c, const dg_event *e, const dg_facts *f, int64_t now,
                     dg_decision *out, char *err, size_t errlen);
 
+/* The live override of f for rule `rule` at `now` (unix seconds): among f->overrides with
+ * that rule name (exact) and now < expires_at, the one that expires last (the first of
+ * equals). Borrowed from f; NULL when there is none. A rule that would block (or make the
+ * CRM retry) a deal with a live override allows it instead, with the warning `override`. */
+const dg_override *rules_override_find(const dg_facts *f, const char *rule, int64_t now);
+
 /* Name of an outcome: "allow", "block", "retry". */
 const char *rules_outcome_name(dg_outcome o);
 

@@ -1563,6 +1563,117 @@ static void test_invalid_events(void **state)
     cfg_free(c);
 }
 
+/* ---- overrides ---------------------------------------------------------------------- */
+
+static void add_override(dg_facts *f, const char *id, const char *rule, int64_t expires)
+{
+    f->overrides = realloc(f->overrides, (f->noverrides + 1) * sizeof *f->overrides);
+    assert_non_null(f->overrides);
+    dg_override *o = &f->overrides[f->noverrides++];
+    o->id = xstrdup(id);
+    o->rule = xstrdup(rule);
+    o->approved_by = xstrdup("Dana Desk");
+    o->reason = xstrdup("Strategic account; AWS review pending");
+    o->expires_at = expires;
+}
+
+static void test_overrides(void **state)
+{
+    (void)state;
+    /* a live override turns the rule's block into an allow with the warning `override` */
+    fx a = {.c = load_demo("")};
+    ev(&a.e, "Qualification", "Demo", "aws", NULL);
+    fact(&a.f, "aws", DG_LOOKUP_NOT_FOUND, NULL, NULL, NULL)->by_crm_id = 1;
+    add_override(&a.f, "ov_OTHERRULE", "another-rule", NOW + 3600);
+    add_override(&a.f, "ov_SHORT", "demo-needs-registration", NOW + 60);
+    add_override(&a.f, "ov_LONG", "demo-needs-registration", NOW + 86400);
+    decide(a.c, &a.e, &a.f, NOW, &a.d);
+    assert_allowed_clean(&a.d);
+    assert_int_equal(a.d.gated, 1);
+    assert_string_equal(a.d.mode, "enforce");
+    assert_int_equal(a.d.nwarnings, 1);
+    const dg_reason *w = warning(&a.d, "override", NULL);
+    assert_non_null(w);
+    assert_string_equal(w->rule, "demo-needs-registration");
+    assert_string_equal(w->message,
+                        "Allowed by override ov_LONG (approved by Dana Desk until "
+                        "2027-01-16T08:00:00Z; would block: registration_missing): Strategic "
+                        "account; AWS review pending");
+    assert_ptr_equal(rules_override_find(&a.f, "demo-needs-registration", NOW), &a.f.overrides[2]);
+    fx_free(&a);
+
+    /* expired (now == expires_at) or for another rule: blocks as usual */
+    fx b = {.c = load_demo("")};
+    ev(&b.e, "Qualification", "Demo", "aws", NULL);
+    fact(&b.f, "aws", DG_LOOKUP_NOT_FOUND, NULL, NULL, NULL)->by_crm_id = 1;
+    add_override(&b.f, "ov_EXPIRED", "demo-needs-registration", NOW);
+    add_override(&b.f, "ov_OTHER", "Demo-Needs-Registration", NOW + 60); /* names are exact */
+    decide(b.c, &b.e, &b.f, NOW, &b.d);
+    assert_blocked_one(&b.d, "demo-needs-registration", "registration_missing", "aws");
+    assert_null(warning(&b.d, "override", NULL));
+    assert_null(rules_override_find(&b.f, "demo-needs-registration", NOW));
+    assert_non_null(rules_override_find(&b.f, "demo-needs-registration", NOW - 1));
+    fx_free(&b);
+
+    /* a rule that passes does not use its override: no warning */
+    fx c = {.c = load_demo("")};
+    ev(&c.e, "Qualification", "Demo", "aws", "aws=O1");
+    fact(&c.f, "aws", DG_LOOKUP_FOUND, "O1", "Approved", "006Dn00000AbCdE");
+    add_override(&c.f, "ov_UNUSED", "demo-needs-registration", NOW + 60);
+    decide(c.c, &c.e, &c.f, NOW, &c.d);
+    assert_allowed_clean(&c.d);
+    assert_int_equal(c.d.nwarnings, 0);
+    fx_free(&c);
+
+    /* a retry is not waited for; every distinct code is named once */
+    fx d = {.c = load_demo("on_lookup_error = retry\n")};
+    ev(&d.e, "Qualification", "Demo", "aws,azure", "aws=O1,azure=R1");
+    failed(&d.f, "aws", "O1", "timeout", 1);
+    failed(&d.f, "azure", "R1", "timeout", 1);
+    add_override(&d.f, "ov_RETRY", "demo-needs-registration", NOW + 60);
+    decide(d.c, &d.e, &d.f, NOW, &d.d);
+    assert_allowed_clean(&d.d);
+    w = warning(&d.d, "override", NULL);
+    assert_non_null(w);
+    assert_contains(w->message, "would wait for: lookup_retry)");
+    fx_free(&d);
+
+    /* two rules: the override lifts its own rule only */
+    struct cfg *cfg2 =
+        load("[rule:first]\nstage = Demo\nclouds = aws\naccept.aws = Approved\n"
+             "[rule:second]\nstage = Demo\nclouds = azure\naccept.azure = Accepted\n");
+    dg_event e;
+    dg_facts f = {0};
+    dg_decision dd;
+    ev(&e, "Qualification", "Demo", "aws,azure", "aws=O1,azure=R1");
+    fact(&f, "aws", DG_LOOKUP_FOUND, "O1", "Rejected", NULL);
+    fact(&f, "azure", DG_LOOKUP_FOUND, "R1", "Declined", NULL);
+    add_override(&f, "ov_FIRST", "first", NOW + 60);
+    decide(cfg2, &e, &f, NOW, &dd);
+    assert_blocked_one(&dd, "second", "registration_not_accepted", "azure");
+    w = warning(&dd, "override", NULL);
+    assert_non_null(w);
+    assert_string_equal(w->rule, "first");
+    assert_contains(w->message, "would block: registration_not_accepted)");
+    dg_decision_free(&dd);
+
+    /* report mode: the override is what allows, no report_only warning */
+    dg_facts_free(&f);
+    cfg_free(cfg2);
+    dg_event_free(&e);
+    fx r = {.c = load_demo("mode = report\n")};
+    ev(&r.e, "Qualification", "Demo", "aws", NULL);
+    fact(&r.f, "aws", DG_LOOKUP_NOT_FOUND, NULL, NULL, NULL)->by_crm_id = 1;
+    add_override(&r.f, "ov_REPORT", "demo-needs-registration", NOW + 60);
+    decide(r.c, &r.e, &r.f, NOW, &r.d);
+    assert_allowed_clean(&r.d);
+    assert_string_equal(r.d.mode, "enforce");
+    assert_null(warning(&r.d, "report_only", "aws"));
+    assert_non_null(warning(&r.d, "override", NULL));
+    fx_free(&r);
+    assert_null(rules_override_find(NULL, "x", NOW));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1602,6 +1713,7 @@ int main(void)
         cmocka_unit_test(test_cut_keeps_utf8_whole),
         cmocka_unit_test(test_text_template_direct),
         cmocka_unit_test(test_invalid_events),
+        cmocka_unit_test(test_overrides),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
