@@ -5,7 +5,7 @@ set -eu
 pkgs="build-essential cmake pkg-config libcivetweb-dev libcjson-dev libcurl4-openssl-dev
 libmbedtls-dev libinih-dev libsqlite3-dev libcsv-dev"
 if [ "${1:-run}" = test ]; then
-  pkgs="$pkgs libcmocka-dev python3 clang libclang-rt-14-dev wrk nginx-light openssl sqlite3 curl"
+  pkgs="$pkgs libcmocka-dev python3 clang libclang-rt-14-dev wrk nginx-light openssl sqlite3 curl chromium"
 fi
 missing=""
 for p in $pkgs; do
