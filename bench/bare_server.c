@@ -33,8 +33,17 @@ int main(int argc, char **argv)
     }
     char ports[64];
     snprintf(ports, sizeof ports, "127.0.0.1:%s", argv[1]);
-    const char *opts[] = {"listening_ports", ports, "num_threads", argv[2], "enable_keep_alive",
-                          "yes", "keep_alive_timeout_ms", "5000", NULL};
+    const char *opts[] = {"listening_ports",
+                          ports,
+                          "num_threads",
+                          argv[2],
+                          "enable_keep_alive",
+                          "yes",
+                          "keep_alive_timeout_ms",
+                          "5000",
+                          "tcp_nodelay",
+                          "1",
+                          NULL};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

@@ -2,6 +2,16 @@
 -- registered (allowed) and unregistered (blocked) deals, so every request is a real
 -- decision with a look-up and a committed log row.
 local counter = 0
+local threads = 0
+-- Each wrk thread gets its own id and random seed, so event ids never repeat (a repeated
+-- event id would be answered as a cheap replay, flattering the numbers).
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  math.randomseed(os.time() * 1000 + (tid or 0))
+end
 local token = os.getenv("DG_BENCH_TOKEN") or ""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

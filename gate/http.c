@@ -341,6 +341,7 @@ struct mg_context *gate_http_start(gate_ctx *g, char *err, size_t errlen)
                           "keep_alive_timeout_ms", "5000",
                           "max_request_size", "16384",
                           "linger_timeout_ms", "0",
+                          "tcp_nodelay", "1", /* headers and body are two writes: no Nagle */
                           NULL};
     struct mg_callbacks cb = {0};
     cb.log_message = log_message_cb;
