@@ -218,6 +218,10 @@ void dlog_wb_job_free(dlog_wb_job *j);
 dg_err dlog_wb_enqueue(dlog *l, const char *decision_id, const char *crm, const char *opp_id,
                        const char *payload_json, int64_t now_ms, char *err, size_t errlen);
 
+/* Returns 1 if a pending job is due at now_ms, else 0 (also on error). A read on the reader
+ * pool: the worker polls with it, so an idle queue costs no write transaction. */
+int dlog_wb_due(dlog *l, int64_t now_ms);
+
 /* Claims up to max due jobs (pending, next_at_ms <= now_ms), oldest due first: each gets
  * attempts + 1 and next_at_ms = now_ms + lease_ms, committed before return. Fills
  * jobs[0..*n) (caller frees each with dlog_wb_job_free). Returns DG_OK, DG_ENOMEM or

@@ -82,6 +82,35 @@ dg_err dlog_wb_enqueue(dlog *l, const char *decision_id, const char *crm, const 
     return dlog_write_call(l, do_enqueue, &a, err, errlen);
 }
 
+/* ---- due? ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t now_ms;
+    int due;
+} wb_due_args;
+
+static dg_err do_due(sqlite3 *db, void *arg)
+{
+    wb_due_args *a = arg;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM writebacks WHERE state = 'pending' AND next_at_ms <= ?1"
+                           " LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return DG_EDB;
+    sqlite3_bind_int64(st, 1, a->now_ms);
+    int rc = sqlite3_step(st);
+    a->due = rc == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? DG_OK : DG_EDB;
+}
+
+int dlog_wb_due(dlog *l, int64_t now_ms)
+{
+    wb_due_args a = {now_ms, 0};
+    return dlog_read_call(l, do_due, &a) == DG_OK && a.due;
+}
+
 /* ---- claim --------------------------------------------------------------------------------- */
 
 typedef struct {

@@ -18,7 +18,7 @@
 #include "connectors/crm.h"
 #include "gate/routes.h"
 
-#define WB_CLAIM_MAX 8
+#define WB_CLAIM_MAX 1 /* one job per claim: the lease covers one job's calls */
 #define WB_ERRLEN 400
 #define WB_NCRM 2
 
@@ -255,6 +255,7 @@ static void *worker_main(void *arg)
     while (!should_stop(w, WB_POLL_MS)) {
         dlog_wb_job jobs[WB_CLAIM_MAX];
         size_t n = 0;
+        if (!dlog_wb_due(w->g->log, gate_now_ms())) continue; /* a read: idle costs no write */
         if (dlog_wb_claim(w->g->log, gate_now_ms(), WB_LEASE_MS, jobs, WB_CLAIM_MAX, &n) != DG_OK)
             continue;
         for (size_t i = 0; i < n; i++) {

@@ -22,8 +22,10 @@
 #define WB_MAX_ATTEMPTS 14 /* 1+2+...+512 s, then 10 min apart: about an hour */
 #define WB_BACKOFF_FIRST_MS 1000
 #define WB_BACKOFF_MAX_MS 600000
-#define WB_LEASE_MS 120000 /* a claimed job is due again after this (crash mid-call) */
-#define WB_POLL_MS 250     /* the worker looks for due jobs this often */
+/* A claimed job is due again after this (a crash mid-call); one job's calls take at most
+ * 3 x CRM_TIMEOUT_MS, and the worker claims one job at a time. */
+#define WB_LEASE_MS 60000
+#define WB_POLL_MS 250 /* the worker looks for due jobs this often */
 
 typedef struct gate_writeback gate_writeback;
 
