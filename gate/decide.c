@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gate/dlog_overrides.h"
 #include "gate/metrics.h"
 #include "rules/rules.h"
 
@@ -125,6 +126,21 @@ static cJSON *decision_json(const char *id, int64_t now_ms, const struct cfg *c,
     return o;
 }
 
+/* Adds "override_id" to each `override` warning: the override rules_decide applied. */
+static void tag_overrides(cJSON *decision, const dg_facts *f, int64_t now)
+{
+    cJSON *w;
+    cJSON_ArrayForEach(w, cJSON_GetObjectItem(decision, "warnings"))
+    {
+        const cJSON *code = cJSON_GetObjectItem(w, "code"), *rule = cJSON_GetObjectItem(w, "rule");
+        if (!cJSON_IsString(code) || strcmp(code->valuestring, "override") != 0 ||
+            !cJSON_IsString(rule))
+            continue;
+        const dg_override *o = rules_override_find(f, rule->valuestring, now);
+        if (o && o->id) cJSON_AddStringToObject(w, "override_id", o->id);
+    }
+}
+
 static char *print_json(const cJSON *j)
 {
     return j ? cJSON_PrintUnformatted(j) : NULL;
@@ -196,6 +212,13 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
             res->retry_after_s = 5;
             goto done;
         }
+        /* deal-desk overrides live now; the rules judge expiry by the same `now` */
+        if (dlog_overrides_live(g->log, ev->opp_id, t0, &facts.overrides, &facts.noverrides) !=
+            DG_OK) {
+            result_error(res, 503, "log_unavailable", "the decision log cannot be read");
+            res->retry_after_s = 5;
+            goto done;
+        }
     }
     if (rules_lookup_clouds(c, ev, facts.last_stage, &clouds, &nclouds) != DG_OK) {
         result_error(res, 503, "overloaded", "out of memory");
@@ -238,6 +261,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
         result_error(res, 503, "overloaded", "out of memory");
         goto done;
     }
+    tag_overrides(res->decision, &facts, t0 / 1000);
     clock_gettime(CLOCK_MONOTONIC, &m1);
     int64_t latency_us =
         (int64_t)(m1.tv_sec - m0.tv_sec) * 1000000 + (m1.tv_nsec - m0.tv_nsec) / 1000;

@@ -187,6 +187,32 @@ static const char *const migrations[] = {
     " created_ms INTEGER,"
     " origin TEXT,"
     " PRIMARY KEY (opp_id, cloud)) WITHOUT ROWID;",
+
+    /* 3: deal-desk overrides and re-verification lapses (gate/dlog_overrides.c,
+     * gate/dlog_reverify.c; docs/internals/decision-log.md) */
+    "CREATE TABLE overrides ("
+    " id TEXT NOT NULL PRIMARY KEY,"
+    " opp_id TEXT NOT NULL,"
+    " rule TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " approved_by TEXT NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " revoked_ms INTEGER);"
+    "CREATE INDEX overrides_opp ON overrides(opp_id, expires_ms);"
+    "CREATE INDEX overrides_time ON overrides(created_ms, id);"
+    "CREATE TABLE deal_lapses ("
+    " opp_id TEXT NOT NULL PRIMARY KEY,"
+    " checked_ms INTEGER NOT NULL DEFAULT 0,"
+    " lapsed_ms INTEGER,"
+    " cloud TEXT,"
+    " reg_id TEXT,"
+    " status TEXT,"
+    " code TEXT,"
+    " message TEXT,"
+    " decision_id TEXT,"
+    " restored_ms INTEGER) WITHOUT ROWID;"
+    "CREATE INDEX deal_lapses_lapsed ON deal_lapses(lapsed_ms) WHERE lapsed_ms IS NOT NULL;",
 };
 
 #define DLOG_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

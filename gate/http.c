@@ -38,6 +38,10 @@ static const gate_route routes[] = {
     {"GET", "/ui", GATE_AUTH_READER, gate_h_ui},           /* browsers: Basic, token as password */
     {"GET", "/ui/deal", GATE_AUTH_READER, gate_h_ui_deal}, /* one deal's decision history */
     {"GET", "/metrics", GATE_AUTH_READER, gate_h_metrics},
+    {"POST", "/v1/overrides", GATE_AUTH_DESK, gate_h_overrides_post},
+    {"GET", "/v1/overrides", GATE_AUTH_DESK, gate_h_overrides_get},
+    {"GET", "/v1/overrides/", GATE_AUTH_DESK, gate_h_override_get},
+    {"DELETE", "/v1/overrides/", GATE_AUTH_DESK, gate_h_override_delete},
     {"GET", "/v1/decisions/", GATE_AUTH_READER, gate_h_decision},
     {"POST", "/v1/decisions/", GATE_AUTH_READER, gate_h_decision_writeback}, /* {id}/writeback */
 };

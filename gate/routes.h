@@ -19,6 +19,10 @@ int gate_h_ui(gate_req *r);             /* GET /ui (ui.c) */
 int gate_h_ui_deal(gate_req *r);        /* GET /ui/deal?id= (ui.c) */
 int gate_h_kpis(gate_req *r);           /* GET /v1/kpis (kpis.c) */
 int gate_h_metrics(gate_req *r);        /* GET /metrics (metrics.c) */
+int gate_h_overrides_post(gate_req *r); /* POST /v1/overrides (overrides.c) */
+int gate_h_overrides_get(gate_req *r);  /* GET /v1/overrides (overrides.c) */
+int gate_h_override_get(gate_req *r);   /* GET /v1/overrides/{id} (overrides.c) */
+int gate_h_override_delete(gate_req *r); /* DELETE /v1/overrides/{id} (overrides.c) */
 
 /* Query-parameter helpers shared by the read endpoints. Each returns 0 when the parameter
  * is absent or valid (output set), else the 422 status it already answered. */
