@@ -53,7 +53,8 @@ enum sec_kind {
     SK_COMP,
     SK_CLOUD,
     SK_SALESFORCE,
-    SK_HUBSPOT
+    SK_HUBSPOT,
+    SK_REVERIFY
 };
 
 static const struct {
@@ -67,6 +68,7 @@ static const struct {
     {"comp", SK_COMP, 0},
     {"salesforce", SK_SALESFORCE, 0},
     {"hubspot", SK_HUBSPOT, 0},
+    {"reverify", SK_REVERIFY, 0},
     {"pipeline", SK_PIPELINE_NAMED, 1},
     {"rule", SK_RULE, 1},
     {"cloud", SK_CLOUD, 1},
@@ -217,7 +219,7 @@ static void section_line(loader *L, const char *p, size_t n, char *out, size_t o
     if (kind < 0) {
         errat(L, L->lineno,
               "unknown section [%.*s] (known: server, auth, pipeline, pipeline:NAME, "
-              "rule:NAME, comp, cloud:KEY, salesforce, hubspot)",
+              "rule:NAME, comp, cloud:KEY, salesforce, hubspot, reverify)",
               (int)(in > 80 ? 80 : in), a);
         return;
     }
@@ -1363,6 +1365,15 @@ static const keyspec hs_keys[] = {
 };
 #undef HS
 
+#define RV(f) offsetof(cfg_reverify, f)
+static const keyspec reverify_keys[] = {
+    {"enabled", conv_bool, RV(enabled), 0, 0, "yes", NULL, 0},
+    {"interval_s", conv_int, RV(interval_s), 1, 30 * 86400, "3600", NULL, 0},
+    {"batch", conv_int, RV(batch), 1, 10000, "100", NULL, 0},
+    {"pause_ms", conv_int, RV(pause_ms), 0, 60000, "200", NULL, 0},
+};
+#undef RV
+
 /* Writeback needs credentials: reported at the writeback line. */
 static void check_writeback(loader *L, rawsec *s, int writeback, const char *const *keys,
                             const char *const *vals, size_t n)
@@ -1460,6 +1471,11 @@ static void build(loader *L)
         const char *v[] = {c->hubspot.token};
         check_writeback(L, s, c->hubspot.writeback, k, v, 1);
     }
+
+    s = find_sec(L, SK_REVERIFY);
+    none.title = (char *)"reverify";
+    apply(L, s ? s : &none, reverify_keys, sizeof reverify_keys / sizeof reverify_keys[0],
+          &c->reverify, -1);
     return;
 nomem:
     L->oom = 1;

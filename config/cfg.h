@@ -158,6 +158,14 @@ typedef struct {
     char *api_base, *token, *reason_property;
 } cfg_hubspot;
 
+/* [reverify]: the background re-verification of deals past the gate (gate/reverify.h). */
+typedef struct {
+    int enabled;    /* default 1 */
+    int interval_s; /* a deal is re-checked at most this often; default 3600 */
+    int batch;      /* deals re-checked per run (one run per interval_s); default 100 */
+    int pause_ms;   /* between two deals of a run, to stay within rate limits; default 200 */
+} cfg_reverify;
+
 struct cfg {
     char *path;          /* the INI file as given */
     char version[17];    /* first 16 hex digits of the SHA-256 of the file's bytes */
@@ -172,6 +180,7 @@ struct cfg {
     cfg_comp comp;
     cfg_salesforce salesforce;
     cfg_hubspot hubspot;
+    cfg_reverify reverify;
     cfg_strlist warnings; /* "path:line: warning: ..." lines, printed at start */
 };
 

@@ -269,7 +269,7 @@ static void test_error_kinds(void **state)
     expect_errors(BASE "bogus = 1\n", "t.ini:10: unknown key 'bogus' in [cloud:aws]", NULL);
     expect_errors(BASE "[nope]\nx = 1\n",
                   "t.ini:10: unknown section [nope] (known: server, auth, pipeline, "
-                  "pipeline:NAME, rule:NAME, comp, cloud:KEY, salesforce, hubspot)",
+                  "pipeline:NAME, rule:NAME, comp, cloud:KEY, salesforce, hubspot, reverify)",
                   NULL);
     expect_errors(BASE "connector = file\n",
                   "t.ini:10: duplicate key 'connector' (first at line 9)", NULL);
@@ -710,6 +710,27 @@ static void test_version(void **state)
     cfg_free(c);
 }
 
+static void test_reverify_section(void **state)
+{
+    (void)state;
+    struct cfg *c = load_ok(BASE);
+    assert_int_equal(c->reverify.enabled, 1);
+    assert_int_equal(c->reverify.interval_s, 3600);
+    assert_int_equal(c->reverify.batch, 100);
+    assert_int_equal(c->reverify.pause_ms, 200);
+    cfg_free(c);
+    c = load_ok(BASE "[reverify]\nenabled = no\ninterval_s = 5\nbatch = 7\npause_ms = 0\n");
+    assert_int_equal(c->reverify.enabled, 0);
+    assert_int_equal(c->reverify.interval_s, 5);
+    assert_int_equal(c->reverify.batch, 7);
+    assert_int_equal(c->reverify.pause_ms, 0);
+    cfg_free(c);
+    expect_errors(BASE "[reverify]\ninterval_s = 0\nbatch = many\nevery = 1\n",
+                  "t.ini:11: interval_s: expected an integer from 1 to 2592000 (got \"0\")",
+                  "t.ini:12: batch: expected an integer from 1 to 10000 (got \"many\")",
+                  "t.ini:13: unknown key 'every' in [reverify]", NULL);
+}
+
 static void *load_loop(void *arg)
 {
     (void)arg;
@@ -741,6 +762,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_config),   cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full_sections),    cmocka_unit_test(test_error_kinds),
+        cmocka_unit_test(test_reverify_section),
         cmocka_unit_test(test_cross_checks),     cmocka_unit_test(test_auth_rules),
         cmocka_unit_test(test_many_errors),      cmocka_unit_test(test_env),
         cmocka_unit_test(test_secret_files),     cmocka_unit_test(test_inih_traps),
