@@ -19,6 +19,7 @@
 #include "gate/http.h"
 #include "gate/json.h"
 #include "gate/metrics.h"
+#include "gate/reverify.h"
 #include "gate/writeback.h"
 
 #define CLI_DEFAULT_CONFIG "config/dealgate.ini"
@@ -107,6 +108,7 @@ static int cmd_serve(int argc, char **argv)
     gate_metrics_new(&g.metrics); /* NULL when out of memory: /metrics then has no counters */
     struct mg_context *mg = NULL;
     gate_writeback *wb = NULL;
+    gate_reverify *rv = NULL;
     char err[512], listen[128] = "";
     struct cfg *c = cli_load(path, 1);
     if (!c) goto done;
@@ -123,6 +125,10 @@ static int cmd_serve(int argc, char **argv)
     }
     gate_rt_install(&g, rt);
     if (gate_writeback_start(&g, &wb, err, sizeof err) != DG_OK) { /* resumes queued jobs */
+        fprintf(stderr, "dealgate: %s\n", err);
+        goto done;
+    }
+    if (gate_reverify_start(&g, &rv, err, sizeof err) != DG_OK) { /* re-checks, retention */
         fprintf(stderr, "dealgate: %s\n", err);
         goto done;
     }
@@ -147,6 +153,7 @@ static int cmd_serve(int argc, char **argv)
     status = 0;
 done:
     gate_http_stop(mg, listen); /* waits for in-flight requests */
+    gate_reverify_stop(rv);  /* after the deal in hand; before the log closes */
     gate_writeback_stop(wb); /* before the log closes; unfinished jobs stay queued */
     dlog_close(g.log);   /* commits everything queued */
     gate_rt_install(&g, NULL);
