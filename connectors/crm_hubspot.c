@@ -2,11 +2,7 @@
  * the deal back and set the reason property.
  *
  * Read: GET {api_base}/crm/v3/objects/deals/{id}?properties={stage property}.
- * Update: the CRM objects API's update of one deal ({"properties": {...}}). The shared
- * libcurl helper speaks GET and POST only, so it goes as the documented batch form of the
- * same update, POST /crm/v3/objects/deals/batch/update with one input, which HubSpot
- * applies exactly like PATCH /crm/v3/objects/deals/{id}; answer 200 (207 with errors when
- * the input was refused). The stage property is [hubspot] property.stage (default
+ * Update: PATCH /crm/v3/objects/deals/{id} with {"properties": {...}}; answer 200. The stage property is [hubspot] property.stage (default
  * dealstage), the reason property [hubspot] reason_property.
  */
 #include <stdio.h>
@@ -185,34 +181,26 @@ static dg_err hs_set_stage(void *p, const char *opp_id, const char *stage, const
     char url[HS_URL_MAX], cut[CRM_REASON_MAX + 1];
     dg_err rc = DG_ENOMEM;
     conn_http_resp rs = {0};
-    char *body = NULL;
+    char *body = NULL, *id = conn_http_escape(opp_id);
     cJSON *o = cJSON_CreateObject();
-    cJSON *inputs = o ? cJSON_AddArrayToObject(o, "inputs") : NULL;
-    cJSON *in = cJSON_CreateObject();
+    cJSON *props = o ? cJSON_AddObjectToObject(o, "properties") : NULL;
     crm_cut_reason(reason, CRM_REASON_MAX, cut, sizeof cut);
-    if (!inputs || !in) {
-        cJSON_Delete(in);
-        goto oom;
-    }
-    cJSON_AddItemToArray(inputs, in);
-    cJSON *props = cJSON_AddObjectToObject(in, "properties");
-    if (!cJSON_AddStringToObject(in, "id", opp_id) || !props ||
-        !cJSON_AddStringToObject(props, s->stage_prop, stage) ||
+    if (!id || !props || !cJSON_AddStringToObject(props, s->stage_prop, stage) ||
         (s->reason_prop && !cJSON_AddStringToObject(props, s->reason_prop, cut)) ||
-        !(body = cJSON_PrintUnformatted(o)))
-        goto oom;
-    int n = snprintf(url, sizeof url, "%s/crm/v3/objects/deals/batch/update", s->api_base);
-    if (n < 0 || (size_t)n >= sizeof url) {
-        rc = dg_errf(err, errlen, DG_EINVAL, "hubspot: api_base is too long");
+        !(body = cJSON_PrintUnformatted(o))) {
+        rc = dg_errf(err, errlen, DG_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = hs_call(s, "POST", url, body, cancel, &rs, err, errlen)) != DG_OK) goto out;
+    int n = snprintf(url, sizeof url, "%s/crm/v3/objects/deals/%s", s->api_base, id);
+    if (n < 0 || (size_t)n >= sizeof url) {
+        rc = dg_errf(err, errlen, DG_EINVAL, "hubspot: the deal URL is too long");
+        goto out;
+    }
+    if ((rc = hs_call(s, "PATCH", url, body, cancel, &rs, err, errlen)) != DG_OK) goto out;
     if (rs.status != 200) rc = hs_status_err(&rs, "updating the deal", err, errlen);
-    goto out;
-oom:
-    rc = dg_errf(err, errlen, DG_ENOMEM, "out of memory");
 out:
     conn_http_resp_free(&rs);
+    free(id);
     free(body);
     cJSON_Delete(o);
     return rc;

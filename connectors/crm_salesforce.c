@@ -6,10 +6,8 @@
  * once when a call answers 401. The instance_url the token response names is not followed:
  * calls go to the configured instance_url (the org's My Domain) only.
  * Read: GET /services/data/{ver}/sobjects/Opportunity/{id}?fields=StageName.
- * Update: the PATCH of /services/data/{ver}/sobjects/Opportunity/{id} with StageName and the
- * reason field. The shared libcurl helper speaks GET and POST only, so the update is sent
- * as POST with `?_HttpMethod=PATCH`, which the REST API documents as the same PATCH for
- * clients that cannot send one; answer 204.
+ * Update: PATCH /services/data/{ver}/sobjects/Opportunity/{id} with StageName and the
+ * reason field; answer 204.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,7 +261,7 @@ static dg_err sf_set_stage(void *p, const char *opp_id, const char *stage, const
 {
     sf_state *s = p;
     char url[SF_URL_MAX], cut[CRM_REASON_MAX + 1];
-    dg_err rc = sf_url(s, opp_id, "?_HttpMethod=PATCH", url, sizeof url, err, errlen);
+    dg_err rc = sf_url(s, opp_id, "", url, sizeof url, err, errlen);
     if (rc != DG_OK) return rc;
     cJSON *o = cJSON_CreateObject();
     char *body = NULL;
@@ -275,7 +273,7 @@ static dg_err sf_set_stage(void *p, const char *opp_id, const char *stage, const
         rc = dg_errf(err, errlen, DG_ENOMEM, "out of memory");
         goto out;
     }
-    rc = sf_call(s, "POST", url, body, cancel, &rs, err, errlen);
+    rc = sf_call(s, "PATCH", url, body, cancel, &rs, err, errlen);
     if (rc == DG_OK && rs.status != 204 && rs.status != 200)
         rc = sf_status_err(&rs, "updating the opportunity", err, errlen);
 out:

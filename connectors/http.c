@@ -424,8 +424,8 @@ dg_err conn_http_do(conn_http_client *c, const conn_http_req *rq, conn_http_resp
         dg_errf(err, errlen, DG_EINVAL, "%s: plain http:// only to a loopback address", origin);
         goto out;
     }
-    int post = strcmp(rq->method, "POST") == 0;
-    if (!post && strcmp(rq->method, "GET") != 0) {
+    int post = strcmp(rq->method, "POST") == 0, patch = strcmp(rq->method, "PATCH") == 0;
+    if (!post && !patch && strcmp(rq->method, "GET") != 0) {
         dg_errf(err, errlen, DG_EINVAL, "http: method %s not supported", rq->method);
         goto out;
     }
@@ -476,11 +476,13 @@ dg_err conn_http_do(conn_http_client *c, const conn_http_req *rq, conn_http_resp
         SETOPT(CURLOPT_XFERINFODATA, &cx);
         SETOPT(CURLOPT_NOPROGRESS, 0L);
     }
-    if (post) {
+    if (post || patch) {
         SETOPT(CURLOPT_POST, 1L);
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
         SETOPT(CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+        SETOPT(CURLOPT_CUSTOMREQUEST, patch ? "PATCH" : NULL);
     } else {
+        SETOPT(CURLOPT_CUSTOMREQUEST, NULL);
         SETOPT(CURLOPT_HTTPGET, 1L);
     }
 #undef SETOPT

@@ -37,10 +37,10 @@ dg_err conn_http_client_new(conn_http_client **out, char *err, size_t errlen);
 void conn_http_client_free(conn_http_client *c);
 
 typedef struct {
-    const char *method;         /* "GET" or "POST" */
+    const char *method;         /* "GET", "POST" or "PATCH" (PATCH sends body like POST) */
     const char *url;            /* absolute http(s) URL; http:// only to a loopback host */
     const char *const *headers; /* "Name: value" lines, NULL-terminated; may be NULL */
-    const char *body;           /* POST body; may be NULL when body_len is 0 */
+    const char *body;           /* POST/PATCH body; may be NULL when body_len is 0 */
     size_t body_len;
     int timeout_ms;           /* the whole call, connect included; must be > 0 */
     size_t max_response;      /* 0 = CONN_HTTP_MAX_BODY */

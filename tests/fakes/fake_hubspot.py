@@ -1,7 +1,7 @@
 """fake_hubspot — a loopback stand-in for the HubSpot CRM objects API dealgate calls.
 
 Read a deal (GET /crm/v3/objects/deals/{id}?properties=...), update it
-(PATCH /crm/v3/objects/deals/{id}, or POST /crm/v3/objects/deals/batch/update with inputs).
+(PATCH /crm/v3/objects/deals/{id} only: the documented call dealgate must make).
 A private-app token is checked on every call; every update is counted and recorded;
 `fail_updates = N` answers the next N updates with HTTP 500. Stdlib only.
 
@@ -19,7 +19,6 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEAL_PATH = re.compile(r"^/crm/v3/objects/deals/([^/?]+)$")
-BATCH_PATH = "/crm/v3/objects/deals/batch/update"
 
 
 class FakeHubSpot:
@@ -114,34 +113,6 @@ class FakeHubSpot:
                 if err:
                     return self._send(st, err)
                 self._send(200, {"id": m.group(1), "properties": props})
-
-            def do_POST(self):
-                u = urllib.parse.urlsplit(self.path)
-                body = self._body()
-                if u.path != BATCH_PATH:
-                    return self._send(404, {"status": "error", "message": "no route"})
-                if not self._authed():
-                    return
-                inputs = json.loads(body).get("inputs", [])
-                with fake.lock:
-                    if fake.fail_updates > 0:
-                        fake.fail_updates -= 1
-                        return self._send(500, {"status": "error", "category": "INTERNAL_ERROR",
-                                                "message": "internal error"})
-                    results, errors = [], []
-                    for inp in inputs:
-                        err, st = self._apply(str(inp.get("id")), inp.get("properties", {}),
-                                              "batch/update")
-                        if err:
-                            errors.append(err)
-                        else:
-                            results.append({"id": inp.get("id"), "properties": inp.get("properties")})
-                if errors and not results:
-                    return self._send(400, errors[0])
-                if errors:
-                    return self._send(207, {"status": "COMPLETE", "results": results,
-                                            "errors": errors})
-                self._send(200, {"status": "COMPLETE", "results": results})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True

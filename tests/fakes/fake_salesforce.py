@@ -1,8 +1,8 @@
 """fake_salesforce — a loopback stand-in for the parts of Salesforce dealgate calls.
 
 OAuth2 client credentials (POST /services/oauth2/token), read an Opportunity
-(GET /services/data/vXX.X/sobjects/Opportunity/{id}?fields=...), update it (PATCH, or POST with
-?_HttpMethod=PATCH as the REST API allows). Tokens are checked on every call; every update is
+(GET /services/data/vXX.X/sobjects/Opportunity/{id}?fields=...), update it (PATCH only: the
+documented call dealgate must make). Tokens are checked on every call; every update is
 counted and recorded; `fail_updates = N` answers the next N updates with HTTP 500. Stdlib only.
 
     fake = FakeSalesforce(client_id="cid", client_secret="csec").start()
@@ -111,9 +111,6 @@ class FakeSalesforce:
                         fake.valid_tokens.add(tok)
                     return self._send(200, {"access_token": tok, "instance_url": fake.url,
                                             "token_type": "Bearer", "issued_at": "1700000000000"})
-                q = urllib.parse.parse_qs(u.query)
-                if q.get("_HttpMethod") == ["PATCH"]:
-                    return self._patch(u.path, "POST?_HttpMethod=PATCH")
                 self._send(404, [{"errorCode": "NOT_FOUND", "message": "no route"}])
 
             def do_PATCH(self):
