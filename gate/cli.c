@@ -1,7 +1,8 @@
 /* cli.c — the dealgate command line: serve, check-config, eval, comp-check, --version.
  *
  * Exit statuses: serve 0 on a clean shutdown, 1 when it cannot start; check-config 0/1;
- * eval 0 allowed, 1 blocked, 2 unusable input or config; comp-check 0/1/2 (see comp_cli.h).
+ * eval 0 allowed, 1 blocked, 2 unusable input or config; comp-check 0/1/2 (see comp_cli.h);
+ * test 0 all passed, 1 a case failed, 2 unusable; import-history 0/1/2; backup 0/1/2.
  */
 #include "gate/cli.h"
 
@@ -12,14 +13,17 @@
 #include <string.h>
 
 #include "config/cfg.h"
+#include "gate/backup.h"
 #include "gate/comp_cli.h"
 #include "gate/decide.h"
 #include "gate/event.h"
 #include "gate/gate.h"
 #include "gate/http.h"
+#include "gate/import_history.h"
 #include "gate/json.h"
 #include "gate/metrics.h"
 #include "gate/reverify.h"
+#include "gate/rule_tests.h"
 #include "gate/writeback.h"
 
 #define CLI_DEFAULT_CONFIG "config/dealgate.ini"
@@ -32,6 +36,9 @@ static const char usage[] =
     "  check-config [-c FILE]   \"configuration OK\", or every error as path:line: message\n"
     "  eval [-c FILE] [EVENT]   one decision from a JSON event (file or stdin), nothing logged\n"
     "  comp-check [-c FILE] CSV audit commission lines; --format text|json|csv; --all\n"
+    "  test [-c FILE] CASES...  run declarative rule test cases (files or directories)\n"
+    "  import-history [-c FILE] CSV  load a CRM stage-history export into the log\n"
+    "  backup [-c FILE] FILE    a consistent copy of the decision log (service may run)\n"
     "  --version | --help\n";
 
 /* Takes "-c FILE" out of argv; returns the config path and leaves the other args in
@@ -274,6 +281,9 @@ int gate_cli_main(int argc, char **argv)
     if (strcmp(cmd, "check-config") == 0) return cmd_check_config(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "comp-check") == 0) return gate_comp_check_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "test") == 0) return gate_rule_tests_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "import-history") == 0) return gate_import_history_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "backup") == 0) return gate_backup_main(argc - 2, argv + 2);
     fprintf(stderr, "dealgate: unknown command \"%s\"\n", cmd);
     fputs(usage, stderr);
     return 2;
