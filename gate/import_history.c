@@ -55,8 +55,8 @@ enum {
 
 /* Accepted header names per column, normalised (lower case, no ' ', '_', '-', '.'). */
 static const char *const col_names[C_COUNT][12] = {
-    [C_DEAL] = {"dealid", "opportunityid", "opportunity", "recordid", "hsobjectid", "oppid", "id",
-                NULL},
+    [C_DEAL] = {"dealid", "opportunityid", "opportunity", "recordid", "hsobjectid", "oppid", "deal",
+                "id", NULL},
     [C_STAGE] = {"stage", "stagename", "newvalue", "dealstage", "tostage", "newstage", NULL},
     [C_FROM] = {"fromstage", "oldvalue", "previousstage", "priorstagename", "oldstage", NULL},
     [C_FIELD] = {"field", "property", "propertyname", NULL},
@@ -622,7 +622,7 @@ int gate_import_history_main(int argc, char **argv)
                 err);
         goto done;
     }
-    if (csv_init(&p, CSV_APPEND_NULL) != 0) goto done;
+    if (csv_init(&p, CSV_APPEND_NULL | CSV_STRICT | CSV_STRICT_FINI) != 0) goto done;
     csv_ok = 1;
     ssize_t n;
     while (!s->fatal && (n = getline(&line, &cap, f)) > 0) {
