@@ -28,6 +28,7 @@
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
+#include "connectors/parse.h"
 
 #define ACE_SERVICE "partnercentral-selling"
 #define ACE_REFRESH_MS 60000      /* incremental index pass */
@@ -253,9 +254,9 @@ static err_class classify(const char *type)
 
 /* The exception type of a response: the header, else __type of a JSON body, cut to the name
  * ("ns#Name" -> "Name", "Name:uri" -> "Name"). Writes "" when there is none. */
-static void error_type(const conn_http_resp *rs, const cJSON *body, char *out, size_t n)
+static void error_type(const char *hdr, const cJSON *body, char *out, size_t n)
 {
-    const char *t = rs->amzn_error_type;
+    const char *t = hdr ? hdr : "";
     if (*t == '\0' && body) {
         const cJSON *ty = cJSON_GetObjectItemCaseSensitive(body, "__type");
         if (cJSON_IsString(ty) && ty->valuestring) t = ty->valuestring;
@@ -268,6 +269,25 @@ static void error_type(const conn_http_resp *rs, const cJSON *body, char *out, s
     memcpy(tmp, t, k);
     tmp[k] = '\0';
     conn_http_excerpt(tmp, out, n);
+}
+
+/* The class of an error answer: by type name, else by status (5xx retried, else final). */
+static err_class answer_class(const char *type, long status)
+{
+    err_class cls = type[0] ? classify(type) : ERR_UNKNOWN;
+    if (cls == ERR_UNKNOWN) cls = status >= 500 ? ERR_SERVER : ERR_FINAL;
+    return cls;
+}
+
+/* The dg_err of a failed call of class cls (not ERR_NOT_FOUND). */
+static dg_err class_rc(err_class cls, const char *type)
+{
+    return cls == ERR_THROTTLED ? DG_ETHROTTLED
+           : cls == ERR_SERVER  ? DG_EUPSTREAM
+           : (strstr(type, "Access") || strstr(type, "Signature") || strstr(type, "Token") ||
+              strstr(type, "Unrecognized"))
+               ? DG_EAUTH
+               : DG_EUPSTREAM;
 }
 
 static const char *error_message(const cJSON *body)
@@ -339,7 +359,7 @@ static void ace_call(ace_state *st, const char *op, const char *body, int64_t de
 
         cJSON *json = cJSON_ParseWithLength(rs.body, rs.len);
         char type[128];
-        error_type(&rs, cJSON_IsObject(json) ? json : NULL, type, sizeof type);
+        error_type(rs.amzn_error_type, cJSON_IsObject(json) ? json : NULL, type, sizeof type);
         int ok_status = rs.status >= 200 && rs.status < 300;
 
         if (ok_status && type[0] == '\0') {
@@ -360,8 +380,7 @@ static void ace_call(ace_state *st, const char *op, const char *body, int64_t de
             return;
         }
 
-        err_class cls = type[0] ? classify(type) : ERR_UNKNOWN;
-        if (cls == ERR_UNKNOWN) cls = rs.status >= 500 ? ERR_SERVER : ERR_FINAL;
+        err_class cls = answer_class(type, rs.status);
         char detail[160];
         conn_http_excerpt(error_message(cJSON_IsObject(json) ? json : NULL), detail, sizeof detail);
         int retry_after = rs.retry_after_s;
@@ -376,12 +395,7 @@ static void ace_call(ace_state *st, const char *op, const char *body, int64_t de
         }
         res->outcome = CALL_FAILED;
         res->retryable = cls == ERR_THROTTLED || cls == ERR_SERVER;
-        res->rc = cls == ERR_THROTTLED ? DG_ETHROTTLED
-                  : cls == ERR_SERVER  ? DG_EUPSTREAM
-                  : (strstr(type, "Access") || strstr(type, "Signature") || strstr(type, "Token") ||
-                     strstr(type, "Unrecognized"))
-                      ? DG_EAUTH
-                      : DG_EUPSTREAM;
+        res->rc = class_rc(cls, type);
         dg_errf(res->msg, sizeof res->msg, res->rc, "AWS ACE %s: %s%s%s (HTTP %ld)", op,
                 type[0] ? type : "error", detail[0] ? ": " : "", detail, status);
         note_err(st, res->msg);
@@ -644,6 +658,33 @@ static int index_merge(ace_state *st, const cJSON *items, int64_t *maxmod)
     return ht_rebuild(&st->by_crm, st->ents, st->nents, 1);
 }
 
+/* The parts of a ListOpportunities answer: the summaries and the next page's token
+ * (malloc'd, NULL on the last page). Returns 0, or -1 when the answer has another shape. */
+static int list_shape(const cJSON *json, const cJSON **items, char **next)
+{
+    *items = cJSON_GetObjectItemCaseSensitive(json, "OpportunitySummaries");
+    *next = NULL;
+    if (!cJSON_IsArray(*items) || conn_json_str(json, "NextToken", 8192, next) != 0) return -1;
+    return 0;
+}
+
+/* Frees the index (entries and both tables) and leaves it empty. */
+static void index_free(ace_state *st)
+{
+    for (size_t i = 0; i < st->nents; i++) {
+        free(st->ents[i].id);
+        free(st->ents[i].crm_id);
+        free(st->ents[i].status);
+        free(st->ents[i].lastmod);
+    }
+    free(st->ents);
+    free(st->by_id.slot);
+    free(st->by_crm.slot);
+    st->ents = NULL;
+    st->nents = st->cap = 0;
+    st->by_id = st->by_crm = (ace_ht){0};
+}
+
 static char *list_body(const ace_state *st, int64_t after_s, const char *next_token)
 {
     char ts[32];
@@ -701,9 +742,9 @@ static dg_err index_pass(ace_state *st, char *err, size_t errlen)
                              : res.msg);
             break;
         }
-        const cJSON *items = cJSON_GetObjectItemCaseSensitive(res.json, "OpportunitySummaries");
+        const cJSON *items = NULL;
         char *next = NULL;
-        if (!cJSON_IsArray(items) || conn_json_str(res.json, "NextToken", 8192, &next) != 0) {
+        if (list_shape(res.json, &items, &next) != 0) {
             cJSON_Delete(res.json);
             rc = dg_errf(err, errlen, DG_EPARSE,
                          "AWS ACE ListOpportunities: unexpected response shape");
@@ -782,15 +823,7 @@ static void ace_close(void *state)
         pthread_mutex_unlock(&st->mu);
         pthread_join(st->thr, NULL);
     }
-    for (size_t i = 0; i < st->nents; i++) {
-        free(st->ents[i].id);
-        free(st->ents[i].crm_id);
-        free(st->ents[i].status);
-        free(st->ents[i].lastmod);
-    }
-    free(st->ents);
-    free(st->by_id.slot);
-    free(st->by_crm.slot);
+    index_free(st);
     conn_http_client_free(st->http);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
@@ -983,3 +1016,70 @@ const conn_backend conn_ace_backend = {
     .by_crm_id = ace_by_crm_id,
     .health = ace_health,
 };
+
+/* ---- pure parsing entry points (connectors/parse.h) ------------------------------------ */
+
+dg_err conn_ace_parse_opportunity(const char *body, size_t len, const char *id, dg_reg_fact *out,
+                                  char *err, size_t errlen)
+{
+    cJSON *json = cJSON_ParseWithLength(body, len);
+    dg_err rc;
+    if (!cJSON_IsObject(json))
+        rc = fact_failed(out, DG_EPARSE, 1,
+                         "AWS ACE GetOpportunity: malformed JSON in the response");
+    else
+        rc = fill_fact(json, id ? id : "", out);
+    cJSON_Delete(json);
+    if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", out->error ? out->error : "out of memory");
+    return rc;
+}
+
+dg_err conn_ace_parse_error(long status, const char *hdr_type, const char *body, size_t len,
+                            char *type, size_t n, int *retryable)
+{
+    cJSON *json = cJSON_ParseWithLength(body, len);
+    char t[128];
+    error_type(hdr_type, cJSON_IsObject(json) ? json : NULL, t, sizeof t);
+    cJSON_Delete(json);
+    if (n) snprintf(type, n, "%s", t);
+    err_class cls = answer_class(t, status);
+    *retryable = cls == ERR_THROTTLED || cls == ERR_SERVER;
+    return cls == ERR_NOT_FOUND ? DG_ENOTFOUND : class_rc(cls, t);
+}
+
+dg_err conn_ace_parse_list_page(const char *body, size_t len, size_t *nindexed, char **next_token,
+                                char *err, size_t errlen)
+{
+    dg_err rc = DG_ENOMEM;
+    ace_state st = {0};
+    const cJSON *items = NULL;
+    int64_t maxmod = 0;
+    *nindexed = 0;
+    *next_token = NULL;
+    cJSON *json = cJSON_ParseWithLength(body, len);
+    if (!cJSON_IsObject(json) || list_shape(json, &items, next_token) != 0) {
+        rc =
+            dg_errf(err, errlen, DG_EPARSE, "AWS ACE ListOpportunities: unexpected response shape");
+        goto out;
+    }
+    if (index_merge(&st, items, &maxmod) != 0) {
+        rc = dg_errf(err, errlen, DG_ENOMEM, "AWS ACE: out of memory building the index");
+        goto out;
+    }
+    for (size_t i = 0; i < st.nents; i++) /* each id finds its entry, each CRM id one */
+        if (ht_find(&st.by_id, st.ents, 0, st.ents[i].id) != i ||
+            (st.ents[i].crm_id && index_find(&st, st.ents[i].crm_id) == NULL)) {
+            rc = dg_errf(err, errlen, DG_EINTERNAL, "AWS ACE: index lost entry %zu", i);
+            goto out;
+        }
+    *nindexed = st.nents;
+    rc = DG_OK;
+out:
+    if (rc != DG_OK) {
+        free(*next_token);
+        *next_token = NULL;
+    }
+    index_free(&st);
+    cJSON_Delete(json);
+    return rc;
+}

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "connectors/backends.h"
+#include "connectors/parse.h"
 
 #define FILE_MAX_BYTES ((size_t)64 << 20) /* a portal export of a few 100k rows */
 #define FILE_CHECK_NS 1000000000LL        /* stat() the file at most once a second */
@@ -450,18 +451,74 @@ static void errno_text(char *buf, size_t n, int e)
     snprintf(buf, n, "%s", m);
 }
 
+/* Parses the len bytes of a registrations file (named path in messages). Returns DG_OK with
+ * *out (free with data_free), or an error with "path:line: ..." in err. */
+static dg_err parse_buf(const char *path, const char *cloud, const char *buf, size_t len,
+                        fdata **out, char *err, size_t errlen)
+{
+    dg_err rc = DG_ENOMEM;
+    int csv_ok = 0;
+    struct csv_parser cp;
+    pctx p;
+    memset(&p, 0, sizeof p);
+    *out = NULL;
+    p.path = path;
+    p.cloud = cloud;
+    p.line = 1;
+    p.out = calloc(1, sizeof *p.out);
+    if (p.out == NULL || csv_init(&cp, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
+        rc = dg_errf(err, errlen, DG_ENOMEM, "%s: out of memory", path);
+        goto cleanup;
+    }
+    csv_ok = 1;
+    size_t pos = 0;
+    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) pos = 3;
+    while (pos < len && p.rc == DG_OK) { /* line by line, so errors can name the line */
+        const char *nl = memchr(buf + pos, '\n', len - pos);
+        size_t chunk = nl ? (size_t)(nl - (buf + pos)) + 1 : len - pos;
+        if (csv_parse(&cp, buf + pos, chunk, on_field, on_row, &p) != chunk) {
+            p.row_line = p.line;
+            pfail(&p, DG_EPARSE, "malformed CSV: %s", csv_strerror(csv_error(&cp)));
+        }
+        pos += chunk;
+        if (nl) p.line++;
+    }
+    if (p.rc == DG_OK && csv_fini(&cp, on_field, on_row, &p) != 0) {
+        p.row_line = p.line;
+        pfail(&p, DG_EPARSE, "malformed CSV: %s", csv_strerror(csv_error(&cp)));
+    }
+    row_clear(&p);
+    if (p.rc == DG_OK && !p.header_done) {
+        rc = dg_errf(err, errlen, DG_EPARSE, "%s: empty file: no header row", path);
+        goto cleanup;
+    }
+    if (p.rc != DG_OK) {
+        rc = dg_errf(err, errlen, p.rc, "%s", p.err);
+        goto cleanup;
+    }
+    if (build_indexes(p.out) != DG_OK) {
+        rc = dg_errf(err, errlen, DG_ENOMEM, "%s: out of memory", path);
+        goto cleanup;
+    }
+    *out = p.out;
+    p.out = NULL;
+    rc = DG_OK;
+cleanup:
+    row_clear(&p);
+    if (csv_ok) csv_free(&cp);
+    data_free(p.out);
+    return rc;
+}
+
 /* Reads and parses path. Returns DG_OK with *out (free with data_free) and the file's
  * signature, or an error with "path: ..." / "path:line: ..." in err. */
 static dg_err load(const char *path, const char *cloud, fdata **out, fsig *sig, char *err,
                    size_t errlen)
 {
     dg_err rc = DG_EIO;
-    int fd = -1, csv_ok = 0;
+    int fd = -1;
     char *buf = NULL;
     char et[128];
-    struct csv_parser cp;
-    pctx p;
-    memset(&p, 0, sizeof p);
     *out = NULL;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -518,51 +575,8 @@ static dg_err load(const char *path, const char *cloud, fdata **out, fsig *sig, 
         len += (size_t)k;
     }
 
-    p.path = path;
-    p.cloud = cloud;
-    p.line = 1;
-    p.out = calloc(1, sizeof *p.out);
-    if (p.out == NULL || csv_init(&cp, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
-        rc = dg_errf(err, errlen, DG_ENOMEM, "%s: out of memory", path);
-        goto cleanup;
-    }
-    csv_ok = 1;
-    size_t pos = 0;
-    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) pos = 3;
-    while (pos < len && p.rc == DG_OK) { /* line by line, so errors can name the line */
-        const char *nl = memchr(buf + pos, '\n', len - pos);
-        size_t chunk = nl ? (size_t)(nl - (buf + pos)) + 1 : len - pos;
-        if (csv_parse(&cp, buf + pos, chunk, on_field, on_row, &p) != chunk) {
-            p.row_line = p.line;
-            pfail(&p, DG_EPARSE, "malformed CSV: %s", csv_strerror(csv_error(&cp)));
-        }
-        pos += chunk;
-        if (nl) p.line++;
-    }
-    if (p.rc == DG_OK && csv_fini(&cp, on_field, on_row, &p) != 0) {
-        p.row_line = p.line;
-        pfail(&p, DG_EPARSE, "malformed CSV: %s", csv_strerror(csv_error(&cp)));
-    }
-    row_clear(&p);
-    if (p.rc == DG_OK && !p.header_done) {
-        rc = dg_errf(err, errlen, DG_EPARSE, "%s: empty file: no header row", path);
-        goto cleanup;
-    }
-    if (p.rc != DG_OK) {
-        rc = dg_errf(err, errlen, p.rc, "%s", p.err);
-        goto cleanup;
-    }
-    if (build_indexes(p.out) != DG_OK) {
-        rc = dg_errf(err, errlen, DG_ENOMEM, "%s: out of memory", path);
-        goto cleanup;
-    }
-    *out = p.out;
-    p.out = NULL;
-    rc = DG_OK;
+    rc = parse_buf(path, cloud, buf, len, out, err, errlen);
 cleanup:
-    row_clear(&p);
-    if (csv_ok) csv_free(&cp);
-    data_free(p.out);
     free(buf);
     if (fd >= 0) close(fd);
     return rc;
@@ -763,3 +777,24 @@ const conn_backend conn_file_backend = {
     .by_crm_id = file_by_crm_id,
     .health = file_health,
 };
+
+/* ---- pure parsing entry point (connectors/parse.h) ---------------------------------------- */
+
+dg_err conn_file_parse(const char *name, const char *cloud, const char *buf, size_t len,
+                       size_t *nrows, size_t *nregs, char *err, size_t errlen)
+{
+    fdata *d = NULL;
+    *nrows = *nregs = 0;
+    dg_err rc = parse_buf(name ? name : "<buffer>", cloud ? cloud : "", buf, len, &d, err, errlen);
+    if (rc != DG_OK) return rc;
+    for (size_t i = 0; i < d->n && rc == DG_OK; i++) { /* every row is found both ways */
+        const frow *r = &d->rows[i];
+        if (lower_bound(d->by_reg, d->nreg, r->reg_id, 0) == NULL ||
+            (r->crm_id && lower_bound(d->by_crm, d->ncrm, r->crm_id, 1) == NULL))
+            rc = dg_errf(err, errlen, DG_EINTERNAL, "%s:%zu: row not in the index", name, r->line);
+    }
+    *nrows = d->n;
+    *nregs = d->nreg;
+    data_free(d);
+    return rc;
+}

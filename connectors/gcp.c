@@ -22,6 +22,7 @@
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
+#include "connectors/parse.h"
 
 #define GCP_ATTEMPTS 3
 #define GCP_MSG_MAX 256
@@ -76,6 +77,16 @@ static void fact_clear(dg_reg_fact *out)
     out->retryable = 0;
 }
 
+/* Sets out FAILED with msg. Returns rc, or DG_ENOMEM. */
+static dg_err fact_fail(dg_reg_fact *out, dg_err rc, int retryable, const char *msg)
+{
+    fact_clear(out);
+    out->lookup = DG_LOOKUP_FAILED;
+    out->retryable = retryable;
+    out->error = strdup(msg);
+    return out->error ? rc : DG_ENOMEM;
+}
+
 static dg_err fact_failed(gcp_state *st, dg_reg_fact *out, dg_err rc, int retryable,
                           const char *msg)
 {
@@ -83,11 +94,7 @@ static dg_err fact_failed(gcp_state *st, dg_reg_fact *out, dg_err rc, int retrya
     st->last_err_ms = conn_now_ms();
     snprintf(st->last_err, sizeof st->last_err, "%s", msg);
     pthread_mutex_unlock(&st->mu);
-    fact_clear(out);
-    out->lookup = DG_LOOKUP_FAILED;
-    out->retryable = retryable;
-    out->error = strdup(msg);
-    return out->error ? rc : DG_ENOMEM;
+    return fact_fail(out, rc, retryable, msg);
 }
 
 static void note_ok(gcp_state *st)
@@ -216,6 +223,67 @@ static void classify(const char *gstatus, long http, dg_err *rc, int *retry, int
         *retry = 1;
 }
 
+/* Google's error.status and error.message of an error answer j (may be NULL), as clean
+ * excerpts ("" when absent). */
+static void error_parts(const cJSON *j, char *gstatus, size_t gn, char *detail, size_t dn)
+{
+    const cJSON *e = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+    if (gn) gstatus[0] = '\0';
+    if (dn) detail[0] = '\0';
+    if (cJSON_IsObject(e)) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "status");
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+        if (cJSON_IsString(s) && s->valuestring) conn_http_excerpt(s->valuestring, gstatus, gn);
+        if (cJSON_IsString(m) && m->valuestring) conn_http_excerpt(m->valuestring, detail, dn);
+    }
+}
+
+/* Fills out from the opportunity object j asked for as `id`. Returns DG_OK (FOUND), or an
+ * error with *msg (static text) and *retry for the caller's FAILED fact. */
+static dg_err opp_fill(const cJSON *j, const char *id, dg_reg_fact *out, const char **msg,
+                       int *retry)
+{
+    dg_err rc = DG_OK;
+    char *name = NULL, *qs = NULL, *stage = NULL, *crm = NULL, *created = NULL;
+    if (conn_json_str(j, "name", GCP_STR_MAX, &name) != 0 ||
+        conn_json_str(j, "qualificationState", 64, &qs) != 0 ||
+        conn_json_str(j, "salesStage", 64, &stage) != 0 ||
+        conn_json_str(j, "externalSystemId", GCP_STR_MAX, &crm) != 0 ||
+        read_created(j, &created) != 0) {
+        rc = DG_EPARSE;
+        *retry = 1;
+        *msg = "Google Cloud: unexpected opportunity shape";
+    } else {
+        /* name is partners/{partner}/opportunities/{id}: it must end with our id */
+        size_t nl = name ? strlen(name) : 0, il = strlen(id);
+        if (name && (nl < il + 15 || strcmp(name + nl - il, id) != 0 ||
+                     strncmp(name + nl - il - 15, "/opportunities/", 15) != 0)) {
+            rc = DG_EUPSTREAM;
+            *retry = 0;
+            *msg = "Google Cloud: answer is for another opportunity";
+        } else {
+            fact_clear(out);
+            out->lookup = DG_LOOKUP_FOUND;
+            if (!unspecified(qs)) {
+                out->status = qs;
+                qs = NULL;
+            } else if (!unspecified(stage)) {
+                out->status = stage;
+                stage = NULL;
+            }
+            out->crm_id = crm;
+            out->created_at = created;
+            crm = created = NULL;
+        }
+    }
+    free(name);
+    free(qs);
+    free(stage);
+    free(crm);
+    free(created);
+    return rc;
+}
+
 static dg_err gcp_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact *out)
 {
     gcp_state *st = state;
@@ -271,15 +339,7 @@ static dg_err gcp_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact
             break;
         }
         char gstatus[48] = "", detail[160] = "";
-        const cJSON *e = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
-        if (cJSON_IsObject(e)) {
-            const cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "status");
-            const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-            if (cJSON_IsString(s) && s->valuestring)
-                conn_http_excerpt(s->valuestring, gstatus, sizeof gstatus);
-            if (cJSON_IsString(m) && m->valuestring)
-                conn_http_excerpt(m->valuestring, detail, sizeof detail);
-        }
+        error_parts(j, gstatus, sizeof gstatus, detail, sizeof detail);
         cJSON_Delete(j);
         j = NULL;
         dg_err erc;
@@ -301,41 +361,15 @@ static dg_err gcp_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact
         sleep_ms(wait);
     }
 
-    char *name = NULL, *qs = NULL, *stage = NULL, *crm = NULL, *created = NULL;
-    if (conn_json_str(j, "name", GCP_STR_MAX, &name) != 0 ||
-        conn_json_str(j, "qualificationState", 64, &qs) != 0 ||
-        conn_json_str(j, "salesStage", 64, &stage) != 0 ||
-        conn_json_str(j, "externalSystemId", GCP_STR_MAX, &crm) != 0 ||
-        read_created(j, &created) != 0) {
-        rc = fact_failed(st, out, DG_EPARSE, 1, "Google Cloud: unexpected opportunity shape");
-    } else {
-        /* name is partners/{partner}/opportunities/{id}: it must end with our id */
-        size_t nl = name ? strlen(name) : 0, il = strlen(id);
-        if (name && (nl < il + 15 || strcmp(name + nl - il, id) != 0 ||
-                     strncmp(name + nl - il - 15, "/opportunities/", 15) != 0)) {
-            rc = fact_failed(st, out, DG_EUPSTREAM, 0,
-                             "Google Cloud: answer is for another opportunity");
-        } else {
+    {
+        const char *why = NULL;
+        int retry = 0;
+        rc = opp_fill(j, id, out, &why, &retry);
+        if (rc == DG_OK)
             note_ok(st);
-            fact_clear(out);
-            out->lookup = DG_LOOKUP_FOUND;
-            if (!unspecified(qs)) {
-                out->status = qs;
-                qs = NULL;
-            } else if (!unspecified(stage)) {
-                out->status = stage;
-                stage = NULL;
-            }
-            out->crm_id = crm;
-            out->created_at = created;
-            crm = created = NULL;
-        }
+        else
+            rc = fact_failed(st, out, rc, retry, why);
     }
-    free(name);
-    free(qs);
-    free(stage);
-    free(crm);
-    free(created);
 out:
     cJSON_Delete(j);
     free(url);
@@ -377,3 +411,35 @@ const conn_backend conn_gcp_backend = {
     .by_crm_id = gcp_by_crm_id,
     .health = gcp_health,
 };
+
+/* ---- pure parsing entry points (connectors/parse.h) ------------------------------------ */
+
+dg_err conn_gcp_parse_opportunity(const char *body, size_t len, const char *id, dg_reg_fact *out,
+                                  char *err, size_t errlen)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    dg_err rc;
+    if (!cJSON_IsObject(j)) {
+        rc = fact_fail(out, DG_EPARSE, 1, "Google Cloud: malformed JSON in the response");
+    } else {
+        const char *why = NULL;
+        int retry = 0;
+        rc = opp_fill(j, id ? id : "", out, &why, &retry);
+        if (rc != DG_OK) rc = fact_fail(out, rc, retry, why);
+    }
+    cJSON_Delete(j);
+    if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", out->error ? out->error : "out of memory");
+    return rc;
+}
+
+dg_err conn_gcp_parse_error(long status, const char *body, size_t len, char *gstatus, size_t gn,
+                            char *detail, size_t dn, int *retryable)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    error_parts(j, gstatus, gn, detail, dn);
+    cJSON_Delete(j);
+    dg_err rc;
+    int nf = 0;
+    classify(gn ? gstatus : "", status, &rc, retryable, &nf);
+    return nf ? DG_ENOTFOUND : rc;
+}

@@ -28,6 +28,7 @@
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
+#include "connectors/parse.h"
 
 #define PC_RESOURCE "https://api.partner.microsoft.com"
 #define PC_EXPIRY_MARGIN_S 60
@@ -160,6 +161,35 @@ static int form_add(char **buf, size_t *len, const char *name, const char *value
     return 0;
 }
 
+/* Reads a token answer: access_token (required), expires_in (a number, or a string of
+ * digits as Azure AD v1 sends it), refresh_token (optional: a rotated one). Returns 0 with
+ * *access and *rotated malloc'd (rotated may be NULL), or -1 with both NULL. */
+static int token_parse(const cJSON *j, char **access, int64_t *expires_in, char **rotated)
+{
+    const cJSON *ei = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "expires_in") : NULL;
+    int64_t exp = -1;
+    *access = *rotated = NULL;
+    if (cJSON_IsNumber(ei) && ei->valuedouble >= 0 && ei->valuedouble < 1e9) {
+        exp = (int64_t)ei->valuedouble;
+    } else if (cJSON_IsString(ei) && ei->valuestring) { /* Azure AD v1 sends a string */
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(ei->valuestring, &end, 10);
+        if (end != ei->valuestring && *end == '\0' && errno == 0 && v >= 0 && v < 1000000000)
+            exp = v;
+    }
+    if (!cJSON_IsObject(j) || conn_json_str(j, "access_token", PC_TOKEN_MAX, access) != 0 ||
+        *access == NULL || exp < 0 ||
+        conn_json_str(j, "refresh_token", PC_TOKEN_MAX, rotated) != 0) {
+        wipe_free(*access);
+        wipe_free(*rotated);
+        *access = *rotated = NULL;
+        return -1;
+    }
+    *expires_in = exp;
+    return 0;
+}
+
 /* One refresh-token grant. On success returns DG_OK with *access (malloc'd), *expires_in and
  * *rotated (malloc'd or NULL). */
 static dg_err token_request(pc_state *st, const char *refresh, int64_t deadline, char **access,
@@ -221,26 +251,10 @@ static dg_err token_request(pc_state *st, const char *refresh, int64_t deadline,
         goto out;
     }
     rc = DG_EPARSE;
-    const cJSON *ei = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "expires_in") : NULL;
-    int64_t exp = -1;
-    if (cJSON_IsNumber(ei) && ei->valuedouble >= 0 && ei->valuedouble < 1e9) {
-        exp = (int64_t)ei->valuedouble;
-    } else if (cJSON_IsString(ei) && ei->valuestring) { /* Azure AD v1 sends a string */
-        char *end = NULL;
-        errno = 0;
-        long long v = strtoll(ei->valuestring, &end, 10);
-        if (end != ei->valuestring && *end == '\0' && errno == 0 && v >= 0 && v < 1000000000)
-            exp = v;
-    }
-    if (!cJSON_IsObject(j) || conn_json_str(j, "access_token", PC_TOKEN_MAX, access) != 0 ||
-        *access == NULL || exp < 0 ||
-        conn_json_str(j, "refresh_token", PC_TOKEN_MAX, rotated) != 0) {
-        wipe_free(*access);
-        *access = NULL;
+    if (token_parse(j, access, expires_in, rotated) != 0) {
         set_fail(f, rc, 1, "Partner Center token refresh: malformed token response");
         goto out;
     }
-    *expires_in = exp;
     rc = DG_OK;
 out:
     if (j) {
@@ -492,6 +506,68 @@ static void referral_to_fact(referral *r, dg_reg_fact *out)
     r->status = r->crm = r->created = r->origin = NULL;
 }
 
+/* Fills out from the referral object j asked for as `id`. Returns DG_OK (FOUND) or the
+ * FAILED fact's error. */
+static dg_err referral_fact(const cJSON *j, const char *id, dg_reg_fact *out)
+{
+    referral r;
+    if (referral_read(j, &r) != 0)
+        return fact_failed(out, DG_EPARSE, 1, "Partner Center: unexpected referral shape");
+    if (r.id && strcasecmp(r.id, id) != 0) {
+        referral_free(&r);
+        return fact_failed(out, DG_EUPSTREAM, 0, "Partner Center: answer is for another referral");
+    }
+    referral_to_fact(&r, out);
+    referral_free(&r);
+    return DG_OK;
+}
+
+/* Folds the referrals of one list page into *best: those of crm_id only, the best state
+ * first, then the latest created. */
+static void page_pick(const cJSON *items, const char *crm_id, referral *best, int *have)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, items)
+    {
+        referral r;
+        if (referral_read(it, &r) != 0 || r.id == NULL || !pc_valid_id(r.id) || r.crm == NULL ||
+            strcmp(r.crm, crm_id) != 0) {
+            referral_free(&r);
+            continue; /* not ours (or unreadable): never a match */
+        }
+        int d = *have ? state_rank(r.status) - state_rank(best->status) : 1;
+        if (d == 0) d = strcmp(r.created ? r.created : "", best->created ? best->created : "");
+        if (d > 0) {
+            referral_free(best);
+            *best = r;
+            *have = 1;
+        } else {
+            referral_free(&r);
+        }
+    }
+}
+
+/* The URL of the next page from @odata.nextLink `next` (taken over): root-relative links go
+ * to `origin`, absolute ones must be on it. Returns DG_OK with *url (malloc'd), DG_EUPSTREAM
+ * for a link to another origin, DG_ENOMEM. */
+static dg_err next_link(const char *origin, char *next, char **url)
+{
+    *url = NULL;
+    if (next[0] == '/' && next[1] != '/') { /* root-relative: on the endpoint's origin */
+        size_t n = strlen(origin) + strlen(next) + 1;
+        *url = malloc(n);
+        if (*url) snprintf(*url, n, "%s%s", origin, next);
+        free(next);
+        return *url ? DG_OK : DG_ENOMEM;
+    }
+    if (conn_http_same_origin(next, origin)) {
+        *url = next;
+        return DG_OK;
+    }
+    free(next);
+    return DG_EUPSTREAM;
+}
+
 /* ---- ops ------------------------------------------------------------------------------- */
 
 static void pc_close(void *state)
@@ -593,17 +669,9 @@ static dg_err pc_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact 
         return DG_OK;
     }
     if (o == API_FAILED) return fact_failed(out, f.rc, f.retryable, f.msg);
-    referral r;
-    int bad = referral_read(j, &r);
+    dg_err rc = referral_fact(j, id, out);
     cJSON_Delete(j);
-    if (bad) return fact_failed(out, DG_EPARSE, 1, "Partner Center: unexpected referral shape");
-    if (r.id && strcasecmp(r.id, id) != 0) {
-        referral_free(&r);
-        return fact_failed(out, DG_EUPSTREAM, 0, "Partner Center: answer is for another referral");
-    }
-    referral_to_fact(&r, out);
-    referral_free(&r);
-    return DG_OK;
+    return rc;
 }
 
 /* The URL of the first filtered page. Caller frees. */
@@ -659,30 +727,12 @@ static dg_err pc_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_r
             goto out;
         }
         const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "value");
-        const cJSON *it;
         if (!cJSON_IsArray(items)) {
             cJSON_Delete(j);
             rc = fact_failed(out, DG_EPARSE, 1, "Partner Center: unexpected list shape");
             goto out;
         }
-        cJSON_ArrayForEach(it, items)
-        {
-            referral r;
-            if (referral_read(it, &r) != 0 || r.id == NULL || !pc_valid_id(r.id) || r.crm == NULL ||
-                strcmp(r.crm, crm_id) != 0) {
-                referral_free(&r);
-                continue; /* not ours (or unreadable): never a match */
-            }
-            int d = have ? state_rank(r.status) - state_rank(best.status) : 1;
-            if (d == 0) d = strcmp(r.created ? r.created : "", best.created ? best.created : "");
-            if (d > 0) {
-                referral_free(&best);
-                best = r;
-                have = 1;
-            } else {
-                referral_free(&r);
-            }
-        }
+        page_pick(items, crm_id, &best, &have);
         char *next = NULL;
         if (conn_json_str(j, "@odata.nextLink", 8192, &next) != 0) {
             cJSON_Delete(j);
@@ -691,15 +741,7 @@ static dg_err pc_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_r
         }
         cJSON_Delete(j);
         if (next == NULL) break;
-        if (next[0] == '/' && next[1] != '/') { /* root-relative: on the endpoint's origin */
-            size_t n = strlen(st->origin) + strlen(next) + 1;
-            url = malloc(n);
-            if (url) snprintf(url, n, "%s%s", st->origin, next);
-            free(next);
-        } else if (conn_http_same_origin(next, st->origin)) {
-            url = next;
-        } else {
-            free(next);
+        if (next_link(st->origin, next, &url) == DG_EUPSTREAM) {
             rc = fact_failed(out, DG_EUPSTREAM, 0,
                              "Partner Center: refused an @odata.nextLink to another origin");
             goto out;
@@ -761,3 +803,80 @@ const conn_backend conn_partner_center_backend = {
     .by_crm_id = pc_by_crm_id,
     .health = pc_health,
 };
+
+/* ---- pure parsing entry points (connectors/parse.h) ------------------------------------ */
+
+dg_err conn_pc_parse_referral(const char *body, size_t len, const char *id, dg_reg_fact *out,
+                              char *err, size_t errlen)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    dg_err rc = cJSON_IsObject(j) ? referral_fact(j, id ? id : "", out)
+                                  : fact_failed(out, DG_EPARSE, 1,
+                                                "Partner Center: malformed JSON in the response");
+    cJSON_Delete(j);
+    if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", out->error ? out->error : "out of memory");
+    return rc;
+}
+
+dg_err conn_pc_parse_list_page(const char *body, size_t len, const char *crm_id, const char *origin,
+                               dg_reg_fact *out, char **next_url, char *err, size_t errlen)
+{
+    dg_err rc = DG_EPARSE;
+    referral best = {0};
+    int have = 0;
+    char *next = NULL;
+    *next_url = NULL;
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    const cJSON *items = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "value") : NULL;
+    if (!cJSON_IsArray(items)) {
+        rc = fact_failed(out, DG_EPARSE, 1, "Partner Center: unexpected list shape");
+        goto out;
+    }
+    page_pick(items, crm_id ? crm_id : "", &best, &have);
+    if (conn_json_str(j, "@odata.nextLink", 8192, &next) != 0) {
+        rc = fact_failed(out, DG_EPARSE, 1, "Partner Center: malformed @odata.nextLink");
+        goto out;
+    }
+    if (next) {
+        rc = next_link(origin ? origin : "", next, next_url);
+        if (rc == DG_EUPSTREAM)
+            rc = fact_failed(out, DG_EUPSTREAM, 0,
+                             "Partner Center: refused an @odata.nextLink to another origin");
+        else if (rc != DG_OK)
+            rc = fact_failed(out, rc, 1, "Partner Center: out of memory");
+        if (rc != DG_OK) goto out;
+    }
+    if (have) {
+        char *id = best.id;
+        best.id = NULL;
+        referral_to_fact(&best, out);
+        conn_set_str(&out->id, id);
+    } else {
+        fact_clear(out);
+        out->lookup = DG_LOOKUP_NOT_FOUND;
+    }
+    rc = DG_OK;
+out:
+    if (rc != DG_OK) {
+        dg_errf(err, errlen, rc, "%s", out->error ? out->error : "out of memory");
+        free(*next_url);
+        *next_url = NULL;
+    }
+    referral_free(&best);
+    cJSON_Delete(j);
+    return rc;
+}
+
+dg_err conn_pc_parse_token(const char *body, size_t len, char **access, long long *expires_in,
+                           char **rotated, char *err, size_t errlen)
+{
+    int64_t exp = 0;
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    int bad = token_parse(j, access, &exp, rotated);
+    cJSON_Delete(j);
+    *expires_in = bad ? 0 : (long long)exp;
+    if (bad)
+        return dg_errf(err, errlen, DG_EPARSE,
+                       "Partner Center token refresh: malformed token response");
+    return DG_OK;
+}
