@@ -46,19 +46,19 @@ static int copy_db(const char *src_path, const char *dst_path, long long *decisi
     sqlite3 *src = NULL, *dst = NULL;
     sqlite3_backup *b = NULL;
     if (sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open %s: %s", src_path,
+        snprintf(err, errlen, "cannot open %.300s: %.200s", src_path,
                  src ? sqlite3_errmsg(src) : "out of memory");
         goto done;
     }
     sqlite3_busy_timeout(src, BK_BUSY_MS);
     sqlite3_exec(src, "PRAGMA query_only=1", NULL, NULL, NULL);
     if (count_rows(src, "SELECT count(*) FROM sqlite_schema WHERE name = 'decisions'") != 1) {
-        snprintf(err, errlen, "%s is not a dealgate decision log", src_path);
+        snprintf(err, errlen, "%.300s is not a dealgate decision log", src_path);
         goto done;
     }
     if (sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
-        snprintf(err, errlen, "cannot create %s: %s", dst_path,
+        snprintf(err, errlen, "cannot create %.300s: %.200s", dst_path,
                  dst ? sqlite3_errmsg(dst) : "out of memory");
         goto done;
     }

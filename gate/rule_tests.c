@@ -353,7 +353,7 @@ static int run_case(const struct cfg *c, const cJSON *cs, char *why, size_t whyl
     result = 0;
     if (strcmp(got, want) != 0) {
         codes_text(d.reasons, d.nreasons, got_codes, sizeof got_codes);
-        snprintf(why, whylen, "expected %s, got %s%s%s%s", want, got, d.nreasons ? " (" : "",
+        snprintf(why, whylen, "expected %s, got %s%s%.400s%s", want, got, d.nreasons ? " (" : "",
                  d.nreasons ? got_codes : "", d.nreasons ? ")" : "");
         goto done;
     }
@@ -371,7 +371,7 @@ static int run_case(const struct cfg *c, const cJSON *cs, char *why, size_t whyl
         else
             codes_text(d.warnings, d.nwarnings, got_codes, sizeof got_codes);
         if (strcmp(got_codes, want_codes) != 0) {
-            snprintf(why, whylen, "expected %s [%s], got [%s]", lists[k], want_codes, got_codes);
+            snprintf(why, whylen, "expected %s [%.300s], got [%.300s]", lists[k], want_codes, got_codes);
             goto done;
         }
     }
