@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "connectors/backends.h"
+#include "connectors/http.h"
 #include "connectors/parse.h"
 
 #define FILE_MAX_BYTES ((size_t)64 << 20) /* a portal export of a few 100k rows */
@@ -152,6 +153,11 @@ static int no_controls(const char *s)
     for (; *s; s++)
         if ((unsigned char)*s < 0x20 || *s == 0x7f) return 0;
     return 1;
+}
+
+static int utf8(const char *s)
+{
+    return s == NULL || conn_utf8_valid(s, strlen(s));
 }
 
 static void on_field(void *s, size_t len, void *data)
@@ -317,6 +323,11 @@ static void do_row(pctx *p)
     r.origin = take(p, COL_ORIGIN);
     if (r.reg_id == NULL) {
         pfail(p, DG_EPARSE, "registration_id is empty");
+    } else if (!utf8(r.reg_id) || !utf8(r.crm_id) || !utf8(r.status)) {
+        /* what is kept ends up in decision JSON; other columns and clouds may hold anything */
+        pfail(p, DG_EPARSE,
+              "registration_id, crm_opportunity_id or status is not valid UTF-8 (save the file "
+              "as UTF-8)");
     } else if (!conn_printable_id(r.reg_id)) {
         show(shown, sizeof shown, r.reg_id);
         pfail(p, DG_EPARSE, "registration_id '%s' is not 1-%d printable characters", shown,

@@ -96,8 +96,11 @@ int64_t conn_now_ms(void);
 
 /* Reads string member `name` of object o. Returns 0 and *out = malloc'd copy (NULL when the
  * member is absent, null or "" ), or -1 when it is of another type, longer than max bytes,
- * holds a control character, or memory ran out. Caller frees *out. */
+ * holds a control character, is not valid UTF-8, or memory ran out. Caller frees *out. */
 int conn_json_str(const cJSON *o, const char *name, size_t max, char **out);
+
+/* Returns 1 if s[0..n) is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). */
+int conn_utf8_valid(const char *s, size_t n);
 
 /* Frees *slot and stores s there, taking ownership of s (which may be NULL). For filling
  * dg_reg_fact fields that may already hold a value. */

@@ -276,6 +276,63 @@ static void test_file_parse(void **state)
     assert_non_null(strstr(err, "r.csv:1: missing column(s)"));
 }
 
+/* ---- regressions: what the fuzzers found ------------------------------------------------ */
+
+/* Upstream strings that are not valid UTF-8 were copied into facts, and from there into
+ * decision JSON (cJSON prints such bytes as they are): a CRM got an answer its JSON parser
+ * may refuse, and the log kept it. Now such an answer has an unexpected shape: the look-up
+ * fails (retryable), nothing of it reaches a decision. */
+static void test_invalid_utf8_from_upstreams_is_refused(void **state)
+{
+    (void)state;
+    char err[256];
+    dg_reg_fact f = fact0();
+    assert_int_equal(conn_ace_parse_opportunity(
+                         S("{\"Id\":\"O1\",\"LifeCycle\":{\"ReviewStatus\":\"Appr\xc3\"}}"), "O1",
+                         &f, err, sizeof err),
+                     DG_EPARSE);
+    assert_int_equal(f.lookup, DG_LOOKUP_FAILED);
+    assert_null(f.status);
+    dg_reg_fact_free(&f);
+
+    f = fact0();
+    assert_int_equal(conn_pc_parse_referral(S(REF("ref-1", "Won", "006\xed\xa0\x80", "2025")),
+                                            "ref-1", &f, err, sizeof err),
+                     DG_EPARSE);
+    assert_null(f.crm_id);
+    dg_reg_fact_free(&f);
+
+    f = fact0();
+    assert_int_equal(
+        conn_gcp_parse_opportunity(S("{\"salesStage\":\"QUAL\xff\"}"), "o-1", &f, err, sizeof err),
+        DG_EPARSE);
+    dg_reg_fact_free(&f);
+
+    f = fact0(); /* valid multi-byte text is kept */
+    assert_int_equal(conn_gcp_parse_opportunity(S("{\"salesStage\":\"QUALIFI\xc3\xa9\"}"), "o-1",
+                                                &f, err, sizeof err),
+                     DG_OK);
+    assert_string_equal(f.status, "QUALIFI\xc3\xa9");
+    dg_reg_fact_free(&f);
+
+    size_t rows, regs; /* the file connector names the line */
+    assert_int_equal(conn_file_parse("r.csv", "aws",
+                                     S("cloud,registration_id,crm_opportunity_id,status,created_at,"
+                                       "origin\naws,O1,006A,Approved,,\naws,O2,006B,Appr\xe9,,\n"),
+                                     &rows, &regs, err, sizeof err),
+                     DG_EPARSE);
+    assert_non_null(strstr(err, "r.csv:3: "));
+    assert_non_null(strstr(err, "UTF-8"));
+    /* bytes in columns it ignores and in other clouds' rows are not its business */
+    assert_int_equal(conn_file_parse("r.csv", "aws",
+                                     S("cloud,registration_id,crm_opportunity_id,status,created_at,"
+                                       "origin,company\naws,O1,006A,Approved,,,Soci\xe9t\xe9\n"
+                                       "azure,\xff,,\xfe,,,\n"),
+                                     &rows, &regs, err, sizeof err),
+                     DG_OK);
+    assert_int_equal(rows, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_gcp_opportunity),
         cmocka_unit_test(test_gcp_error_classes),
         cmocka_unit_test(test_file_parse),
+        cmocka_unit_test(test_invalid_utf8_from_upstreams_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
