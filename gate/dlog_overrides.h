@@ -125,6 +125,12 @@ dg_err dlog_lapsed_deals(dlog *l, const char *owner, int limit, char **json);
 dg_err dlog_lapse_count(dlog *l, const char *since_day, const char *until_day, const char *cloud,
                         int64_t *count);
 
+/* Adds "registrations_lapsed" (dlog_lapse_count over q's window and cloud) to the KPI
+ * object *json (as dlog_kpis wrote it; replaced in place, caller still frees). Returns
+ * DG_OK (also when *json is not an object: left as it is), DG_ENOMEM or DG_EDB (then *json
+ * is unchanged). */
+dg_err dlog_kpis_add_lapses(dlog *l, const dlog_kpi_query *q, char **json);
+
 /* ---- retention (gate/dlog_retention.c) ------------------------------------------------------ */
 
 /* Deletes decisions logged before before_ms, with the write-back jobs and commission checks

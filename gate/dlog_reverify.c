@@ -413,3 +413,25 @@ dg_err dlog_lapse_count(dlog *l, const char *since_day, const char *until_day, c
     *count = a.count;
     return a.rc;
 }
+
+dg_err dlog_kpis_add_lapses(dlog *l, const dlog_kpi_query *q, char **json)
+{
+    if (l == NULL || q == NULL || json == NULL || *json == NULL) return DG_EINVAL;
+    int64_t n = 0;
+    dg_err rc = dlog_lapse_count(l, q->since_day, q->until_day, q->cloud, &n);
+    if (rc != DG_OK) return rc;
+    cJSON *o = cJSON_Parse(*json);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return DG_OK;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "registrations_lapsed");
+    char *text = cJSON_AddNumberToObject(o, "registrations_lapsed", (double)n)
+                     ? cJSON_PrintUnformatted(o)
+                     : NULL;
+    cJSON_Delete(o);
+    if (text == NULL) return DG_ENOMEM;
+    free(*json);
+    *json = text;
+    return DG_OK;
+}

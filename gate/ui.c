@@ -22,6 +22,7 @@
 #include <mbedtls/sha256.h>
 
 #include "config/money.h"
+#include "gate/dlog_overrides.h"
 #include "gate/routes.h"
 
 #define UI_MAX_PAGE (8u << 20) /* bytes of one page; beyond, the page is cut with a note */
@@ -526,6 +527,85 @@ static void blocked_table(hbuf *b, const cJSON *bl, int64_t now)
     raw(b, "</tbody></table></section>");
 }
 
+/* Deals whose registration lapsed after they passed the gate (re-verification; dlog_lapsed_deals). */
+static void lapsed_table(hbuf *b, const cJSON *lp, int64_t now)
+{
+    double total = 0;
+    jnum(lp, "total", &total);
+    const cJSON *deals = cJSON_GetObjectItemCaseSensitive(lp, "deals"), *d;
+    int shown = cJSON_GetArraySize(deals);
+    if (total <= 0) return; /* nothing lapsed: no section */
+    rawf(b, "<section id=\"lapsed\"><h2>Registrations lapsed <small>%.0f deal%s", total,
+         total == 1 ? "" : "s");
+    if (total > shown) rawf(b, ", the %d most recent shown", shown);
+    raw(b, "</small></h2><table><thead><tr><th>Deal</th><th>Owner</th><th>Stage</th>"
+           "<th>Cloud</th><th>Registration</th><th>Reason</th><th>Lapsed</th></tr></thead><tbody>");
+    cJSON_ArrayForEach(d, deals)
+    {
+        raw(b, "<tr class=\"lapsed\"><td data-label=\"Deal\">");
+        link_deal(b, jstr(d, "opportunity_id"), jstr(d, "name"));
+        raw(b, "</td><td data-label=\"Owner\">");
+        html(b, jstr(d, "owner"));
+        raw(b, "</td><td data-label=\"Stage\">");
+        html(b, jstr(d, "stage"));
+        raw(b, "</td><td data-label=\"Cloud\">");
+        html(b, jstr(d, "cloud"));
+        raw(b, "</td><td data-label=\"Registration\">");
+        html(b, jstr(d, "registration_id"));
+        if (jstr(d, "status")) {
+            raw(b, " <span class=\"muted\">");
+            html(b, jstr(d, "status"));
+            raw(b, "</span>");
+        }
+        raw(b, "</td><td class=\"reason\" data-label=\"Reason\">");
+        html(b, jstr(d, "message"));
+        raw(b, "</td><td data-label=\"Lapsed\">");
+        double since;
+        if (jnum(d, "since", &since)) {
+            char w[48], a[32];
+            when_text((int64_t)since, w, sizeof w);
+            ago_text((int64_t)since, now, a, sizeof a);
+            html(b, w);
+            raw(b, "<br><span class=\"muted\">");
+            html(b, a);
+            raw(b, "</span>");
+        }
+        raw(b, "</td></tr>");
+    }
+    raw(b, "</tbody></table></section>");
+}
+
+/* Live deal-desk overrides (dlog_override_query active=1). */
+static void overrides_table(hbuf *b, const cJSON *ov)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(ov, "overrides"), *o;
+    int n = cJSON_GetArraySize(list);
+    if (n == 0) return; /* none live: no section */
+    rawf(b, "<section id=\"overrides\"><h2>Overrides in force <small>%d</small></h2>", n);
+    raw(b, "<table><thead><tr><th>Deal</th><th>Rule</th><th>Approved by</th><th>Reason</th>"
+           "<th>Expires</th><th class=\"num\">Decisions let through</th></tr></thead><tbody>");
+    cJSON_ArrayForEach(o, list)
+    {
+        raw(b, "<tr class=\"override\"><td data-label=\"Deal\">");
+        link_deal(b, jstr(o, "opportunity_id"), NULL);
+        raw(b, "<br><span class=\"muted\">");
+        html(b, jstr(o, "id"));
+        raw(b, "</span></td><td data-label=\"Rule\">");
+        html(b, jstr(o, "rule"));
+        raw(b, "</td><td data-label=\"Approved by\">");
+        html(b, jstr(o, "approved_by"));
+        raw(b, "</td><td class=\"reason\" data-label=\"Reason\">");
+        html(b, jstr(o, "reason"));
+        raw(b, "</td><td data-label=\"Expires\">");
+        time_text(b, jstr(o, "expires_at"));
+        double used = 0;
+        jnum(o, "used", &used);
+        rawf(b, "</td><td class=\"num\" data-label=\"Decisions let through\">%.0f</td></tr>",
+             used);
+    }
+    raw(b, "</tbody></table></section>");
+}
+
 static void decision_rows(hbuf *b, const cJSON *decisions, int with_deal)
 {
     const cJSON *d;
@@ -667,6 +747,7 @@ int gate_h_ui(gate_req *r)
                         .limit = UI_BLOCKED_ROWS};
     char *json = NULL, err[256];
     cJSON *blocked = NULL, *recent = NULL, *kpi = NULL, *reps = NULL;
+    cJSON *lapsed = NULL, *overrides = NULL; /* re-verification, deal-desk overrides */
     int status = 503;
     if (dlog_blocked(r->g->log, &f, &json, err, sizeof err) != DG_OK) goto done;
     blocked = parse_free(json);
@@ -679,7 +760,12 @@ int gate_h_ui(gate_req *r)
         if (dlog_comp_by_rep(r->g->log, &p.q, UI_REPS, &json, err, sizeof err) != DG_OK) goto done;
         reps = parse_free(json);
     }
-    if (!blocked || !recent || !kpi || (p.comp && !reps)) goto done;
+    if (dlog_lapsed_deals(r->g->log, f.owner, UI_BLOCKED_ROWS, &json) != DG_OK) goto done;
+    lapsed = parse_free(json);
+    dlog_override_filter of = {.active_only = 1, .now_ms = gate_now_ms(), .limit = UI_RECENT_ROWS};
+    if (dlog_override_query(r->g->log, &of, &json, err, sizeof err) != DG_OK) goto done;
+    overrides = parse_free(json);
+    if (!blocked || !recent || !kpi || (p.comp && !reps) || !lapsed || !overrides) goto done;
     status = 200;
 done:
     if (status != 200) {
@@ -687,12 +773,16 @@ done:
         cJSON_Delete(recent);
         cJSON_Delete(kpi);
         cJSON_Delete(reps);
+        cJSON_Delete(lapsed);
+        cJSON_Delete(overrides);
         return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
     }
     hbuf b = {0};
     page_head(&b, "Blocked deals");
     filters_form(&b, &p, r->rt->cfg);
     blocked_table(&b, blocked, gate_now_ms());
+    lapsed_table(&b, lapsed, gate_now_ms());
+    overrides_table(&b, overrides);
     kpi_tiles(&b, kpi, &p);
     recent_table(&b, recent, &p);
     if (p.comp) comp_table(&b, reps, &p);
@@ -701,6 +791,8 @@ done:
     cJSON_Delete(recent);
     cJSON_Delete(kpi);
     cJSON_Delete(reps);
+    cJSON_Delete(lapsed);
+    cJSON_Delete(overrides);
     return reply_page(r, 200, &b);
 }
 

@@ -47,6 +47,11 @@ def test_override_lets_the_deal_through_and_is_logged():
         st, one, _ = svc.request("GET", "/v1/overrides/" + ov["id"], token=DESK)
         assert st == 200 and one["used"] == 1 and one["last_used_at"], one
         assert "override_granted" in svc.stderr()
+        # the manager page lists the overrides in force
+        st, page, _ = svc.get("/ui")
+        page = page.decode() if isinstance(page, bytes) else str(page)
+        assert st == 200 and 'id="overrides"' in page and ov["id"] in page, page[:2000]
+        assert "Dana Desk" in page and "AWS review pending" in page
     finally:
         svc.stop()
 

@@ -77,12 +77,22 @@ def test_lapse_is_recorded_once_and_cleared():
         assert len(reverify_decisions(svc, "OPP-BYCRM")) == 1
         assert reverify_decisions(svc, "OPP-AZ") == []
         assert reverify_decisions(svc, "OPP-NONE") == []
+        # in the KPIs and on the manager page
+        st, k, _ = svc.get("/v1/kpis")
+        assert st == 200 and k["registrations_lapsed"] == 2, k
+        st, k, _ = svc.get("/v1/kpis?cloud=azure")
+        assert k["registrations_lapsed"] == 0, k
+        st, page, _ = svc.get("/ui")
+        page = page.decode() if isinstance(page, bytes) else str(page)
+        assert st == 200 and 'id="lapsed"' in page and "OPP-APPROVED" in page, page[:2000]
+        assert "O1000001" in page and "Rejected" in page
         # the deal did not move: its next move is judged from Demo (not gated)
         st, nxt, _ = svc.gate(event("OPP-APPROVED", to="Proposal", frm=None))
         assert nxt["allowed"] is True and nxt["from_stage"] == "Demo" and nxt["gated"] is False, nxt
         # registered again: the lapse clears, and a new lapse would be recorded anew
         write_regs(svc, REGISTRATIONS)
         wait_for(lambda: re.search(r'"restored":[12]', svc.stderr()), what="a restore")
+        wait_for(lambda: 'id="lapsed"' not in svc.get("/ui")[1].decode(), what="/ui without lapses")
         log = svc.stderr()
         assert '"event":"registration_lapsed"' in log
     finally:
