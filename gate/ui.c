@@ -527,7 +527,7 @@ static void blocked_table(hbuf *b, const cJSON *bl, int64_t now)
     raw(b, "</tbody></table></section>");
 }
 
-/* Deals whose registration lapsed after they passed the gate (re-verification; dlog_lapsed_deals). */
+/* Deals whose registration lapsed after passing the gate (dlog_lapsed_deals). */
 static void lapsed_table(hbuf *b, const cJSON *lp, int64_t now)
 {
     double total = 0;
@@ -600,8 +600,7 @@ static void overrides_table(hbuf *b, const cJSON *ov)
         time_text(b, jstr(o, "expires_at"));
         double used = 0;
         jnum(o, "used", &used);
-        rawf(b, "</td><td class=\"num\" data-label=\"Decisions let through\">%.0f</td></tr>",
-             used);
+        rawf(b, "</td><td class=\"num\" data-label=\"Decisions let through\">%.0f</td></tr>", used);
     }
     raw(b, "</tbody></table></section>");
 }
