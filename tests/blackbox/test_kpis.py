@@ -11,7 +11,8 @@ from dgtest import Service, WEBHOOK, READER, COMP
 KEYS = {"registration_rate", "first_pass_rate", "late_registrations", "win_rate_registered",
         "win_rate_unregistered", "inbound_share", "attributed_revenue",
         "median_days_registration_to_close", "blocks_by_code", "comp_violations",
-        "comp_total_shortfall"}
+        "comp_total_shortfall",
+        "registrations_lapsed"}  # re-verification (docs/operations.md)
 
 TODAY = datetime.datetime.now(datetime.timezone.utc).date()
 
