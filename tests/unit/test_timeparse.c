@@ -18,7 +18,8 @@ static int64_t ok(const char *s, int lenient)
 static void bad(const char *s, int lenient)
 {
     int64_t ms = 0;
-    if (gate_time_parse(s, lenient, &ms)) fail_msg("accepted: \"%s\" (lenient %d)", s, lenient);
+    if (gate_time_parse(s, lenient, &ms))
+        fail_msg("accepted: \"%s\" (lenient %d)", s ? s : "(null)", lenient);
 }
 
 static void test_strict(void **state)
