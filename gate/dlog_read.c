@@ -613,7 +613,9 @@ dg_err dlog_recent(dlog *l, const dlog_ui_filter *f, int scan, char **json, char
     if (json) *json = NULL;
     if (l == NULL || json == NULL) return dg_errf(err, errlen, DG_EINVAL, "decision log: no log");
     if (scan <= 0 || scan > READ_SCAN_MAX) scan = READ_SCAN_MAX;
-    ui_read u = {.f = f ? f : &none, .scan = scan, .out = cJSON_CreateObject()};
+    if (f == NULL) f = &none;
+    if (f->cloud == NULL && f->reason == NULL) scan = clamp_limit(f->limit, READ_LIMIT_DEFAULT);
+    ui_read u = {.f = f, .scan = scan, .out = cJSON_CreateObject()};
     if (u.out == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
     dg_err rc = dlog_read_call(l, read_recent, &u);
     if (rc != DG_OK) {
