@@ -2,8 +2,10 @@
  *
  * Before cJSON sees a body, one linear pass checks what cJSON would let through silently:
  * NUL characters (raw or as \u0000, which cJSON cuts strings at), invalid UTF-8 in
- * strings, and nesting deeper than JSON_MAX_DEPTH. After parsing, a walk over the tree
- * refuses duplicate keys. Malformed JSON is reported with the byte offset cJSON stopped at.
+ * strings, nesting deeper than JSON_MAX_DEPTH, raw control characters in strings and
+ * numbers outside the JSON grammar (the last two are malformed JSON: 400). After parsing,
+ * a walk over the tree refuses duplicate keys. Malformed JSON is reported with the byte
+ * offset cJSON stopped at.
  */
 #include "gate/json.h"
 
@@ -53,7 +55,41 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-/* The pre-pass: NULs, UTF-8, depth. Syntax errors are left to cJSON. */
+/* Length of the JSON number (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?) at
+ * s, or 0 when what starts there is not one. cJSON hands the text to strtod and so takes
+ * "0123", "-.5", "1." and "1.e5" as numbers. */
+static size_t json_number(const unsigned char *s, size_t n)
+{
+    size_t i = 0, d;
+    if (i < n && s[i] == '-') i++;
+    if (i < n && s[i] == '0') {
+        i++;
+    } else {
+        for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        }
+        if (i == d) return 0;
+    }
+    if (i < n && s[i] == '.') {
+        for (d = ++i; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        }
+        if (i == d) return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        }
+        if (i == d) return 0;
+    }
+    if (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E' ||
+                  s[i] == '+' || s[i] == '-'))
+        return 0; /* "0123", "1.2.3", "1e5e5" */
+    return i;
+}
+
+/* The pre-pass: NULs, UTF-8, depth, and two things cJSON lets through that JSON forbids:
+ * raw control characters in strings and numbers outside the JSON grammar. Other syntax
+ * errors are left to cJSON. */
 static dg_err json_prescan(const char *body, size_t len, char *err, size_t errlen)
 {
     const unsigned char *s = (const unsigned char *)body;
@@ -65,6 +101,11 @@ static dg_err json_prescan(const char *body, size_t len, char *err, size_t errle
         if (in_str) {
             if (c == '"') {
                 in_str = 0;
+            } else if (c < 0x20) {
+                return dg_errf(err, errlen, DG_EPARSE,
+                               "malformed JSON at byte %zu: control character in a string "
+                               "(write it as an escape)",
+                               i);
             } else if (c == '\\' && i + 1 < len) {
                 if (s[i + 1] == 'u' && i + 5 < len) {
                     int v = 0, ok = 1;
@@ -80,14 +121,19 @@ static dg_err json_prescan(const char *body, size_t len, char *err, size_t errle
                 i++;
             } else if (c >= 0x80) {
                 size_t n = utf8_seq(s + i, len - i);
-                if (n == 0)
-                    return dg_errf(err, errlen, DG_EINVAL, "invalid UTF-8 at byte %zu", i);
+                if (n == 0) return dg_errf(err, errlen, DG_EINVAL, "invalid UTF-8 at byte %zu", i);
                 i += n - 1;
             }
             continue;
         }
         if (c == '"') {
             in_str = 1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t n = json_number(s + i, len - i);
+            if (n == 0)
+                return dg_errf(err, errlen, DG_EPARSE, "malformed JSON at byte %zu: invalid number",
+                               i);
+            i += n - 1;
         } else if (c == '{' || c == '[') {
             if (++depth > JSON_MAX_DEPTH)
                 return dg_errf(err, errlen, DG_EINVAL, "JSON nested deeper than %d at byte %zu",
@@ -100,8 +146,7 @@ static dg_err json_prescan(const char *body, size_t len, char *err, size_t errle
 }
 
 /* Refuses duplicate keys anywhere in the tree; path names the object in messages. */
-static dg_err json_no_dups(const cJSON *node, char *path, size_t pathcap, char *err,
-                           size_t errlen)
+static dg_err json_no_dups(const cJSON *node, char *path, size_t pathcap, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(node) && !cJSON_IsArray(node)) return DG_OK;
     size_t plen = strlen(path);
@@ -110,8 +155,8 @@ static dg_err json_no_dups(const cJSON *node, char *path, size_t pathcap, char *
         if (cJSON_IsObject(node)) {
             for (const cJSON *b = a->next; b; b = b->next)
                 if (a->string && b->string && strcmp(a->string, b->string) == 0)
-                    return dg_errf(err, errlen, DG_EINVAL, "duplicate key \"%s\" in %s",
-                                   a->string, plen ? path : "the body");
+                    return dg_errf(err, errlen, DG_EINVAL, "duplicate key \"%s\" in %s", a->string,
+                                   plen ? path : "the body");
             snprintf(path + plen, pathcap - plen, "%s%s", plen ? "." : "",
                      a->string ? a->string : "");
         } else {
@@ -138,8 +183,8 @@ dg_err gate_json_parse(const char *body, size_t len, cJSON **out, char *err, siz
     }
     /* Trailing content after the value (other than white space) is malformed too. */
     size_t off = (size_t)(end - body);
-    while (off < len && (body[off] == ' ' || body[off] == '\t' || body[off] == '\n' ||
-                         body[off] == '\r'))
+    while (off < len &&
+           (body[off] == ' ' || body[off] == '\t' || body[off] == '\n' || body[off] == '\r'))
         off++;
     if (off < len) {
         cJSON_Delete(root);
