@@ -38,8 +38,8 @@ static dg_err sf_text(const cJSON *root, const char *key, char *buf, size_t cap,
         *out = *it->valuestring ? it->valuestring : NULL;
         return DG_OK;
     }
-    if (cJSON_IsNumber(it) && it->valuedouble == (double)(long long)it->valuedouble &&
-        it->valuedouble > -1e15 && it->valuedouble < 1e15) {
+    if (cJSON_IsNumber(it) && it->valuedouble > -1e15 && it->valuedouble < 1e15 &&
+        it->valuedouble == (double)(long long)it->valuedouble) { /* range first: no UB cast */
         snprintf(buf, cap, "%lld", (long long)it->valuedouble);
         *out = buf;
         return DG_OK;

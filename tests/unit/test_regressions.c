@@ -14,7 +14,9 @@
 
 #include <cmocka.h>
 
+#include "config/cfg.h"
 #include "config/err.h"
+#include "gate/adapters.h"
 #include "gate/json.h"
 
 static dg_err parse(const char *text)
@@ -53,10 +55,61 @@ static void test_json_numbers_and_raw_controls_are_malformed(void **state)
     }
 }
 
+static const char adapters_ini[] = "[server]\nlisten = 127.0.0.1:1\n[auth]\nopen = yes\n"
+                                   "[pipeline]\nstages = A, Demo\n"
+                                   "[cloud:aws]\nconnector = none\n"
+                                   "[salesforce]\ncloud.AWS = aws\n"
+                                   "[hubspot]\nclient_secret = s\n";
+
+/* Flow and HubSpot send some fields as numbers; the adapters read an integral number by
+ * comparing it with its cast to long long before checking its range, so 1e999 (infinity
+ * to cJSON) was cast: undefined behaviour, an abort in the sanitizer build (found by
+ * fuzz_salesforce and fuzz_hubspot). Now out of range is checked first: a 422. */
+static void test_adapters_huge_numbers_are_refused_without_ub(void **state)
+{
+    (void)state;
+    struct cfg *c = NULL;
+    cfg_errors errs = {0};
+    assert_int_equal(cfg_load_string("t.ini", adapters_ini, &c, &errs), DG_OK);
+    static const char *const sf[] = {
+        "{\"opportunityId\": 1e999, \"stageName\": \"Demo\"}",
+        "{\"opportunityId\": -1e999, \"stageName\": \"Demo\"}",
+        "{\"opportunityId\": 9.3e18, \"stageName\": \"Demo\"}",
+        "{\"opportunityId\": \"o\", \"stageName\": 1e300}",
+    };
+    for (size_t i = 0; i < sizeof sf / sizeof *sf; i++) {
+        cJSON *root = NULL;
+        dg_event ev;
+        char err[320];
+        assert_int_equal(gate_json_parse(sf[i], strlen(sf[i]), &root, err, sizeof err), DG_OK);
+        assert_int_equal(gate_sf_event(c, root, &ev, err, sizeof err), DG_EINVAL);
+        dg_event_free(&ev);
+        cJSON_Delete(root);
+    }
+    static const char *const hs[] = {
+        "{\"objectId\": 1e999, \"properties\": {\"dealstage\": \"Demo\"}}",
+        "{\"objectId\": 1, \"properties\": {\"dealstage\": -1e999}}",
+        "{\"callbackId\": \"c\", \"object\": {\"objectId\": 1e19}, "
+        "\"inputFields\": {\"dealstage\": \"Demo\"}}",
+    };
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++) {
+        cJSON *root = NULL;
+        dg_event ev;
+        gate_hs_kind kind;
+        char err[320];
+        assert_int_equal(gate_json_parse(hs[i], strlen(hs[i]), &root, err, sizeof err), DG_OK);
+        assert_int_equal(gate_hs_event(c, root, &ev, &kind, err, sizeof err), DG_EINVAL);
+        dg_event_free(&ev);
+        cJSON_Delete(root);
+    }
+    cfg_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_numbers_and_raw_controls_are_malformed),
+        cmocka_unit_test(test_adapters_huge_numbers_are_refused_without_ub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
