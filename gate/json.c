@@ -4,8 +4,8 @@
  * NUL characters (raw or as \u0000, which cJSON cuts strings at), invalid UTF-8 in
  * strings, nesting deeper than JSON_MAX_DEPTH, raw control characters in strings and
  * numbers outside the JSON grammar (the last two are malformed JSON: 400). After parsing,
- * a walk over the tree refuses duplicate keys. Malformed JSON is reported with the byte
- * offset cJSON stopped at.
+ * a walk over the tree refuses duplicate keys, sorting the keys of large objects.
+ * Malformed JSON is reported with the byte offset cJSON stopped at.
  */
 #include "gate/json.h"
 
@@ -145,18 +145,51 @@ static dg_err json_prescan(const char *body, size_t len, char *err, size_t errle
     return DG_OK;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A key of object node that appears twice, or NULL. Pairwise for a few keys; for more, by
+ * sorting (O(n log n): pairwise, a 1 MiB body of 90k keys took 29 s of CPU), or pairwise
+ * again when the sort array cannot be allocated. */
+static const char *dup_key(const cJSON *node)
+{
+    size_t n = 0;
+    for (const cJSON *a = node->child; a; a = a->next)
+        n++;
+    const char **keys = n > 16 ? malloc(n * sizeof *keys) : NULL;
+    if (keys == NULL) {
+        for (const cJSON *a = node->child; a; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (a->string && b->string && strcmp(a->string, b->string) == 0) return a->string;
+        return NULL;
+    }
+    size_t k = 0;
+    for (const cJSON *a = node->child; a; a = a->next)
+        if (a->string) keys[k++] = a->string;
+    qsort(keys, k, sizeof *keys, key_cmp);
+    const char *dup = NULL;
+    for (size_t i = 1; i < k && !dup; i++)
+        if (strcmp(keys[i - 1], keys[i]) == 0) dup = keys[i];
+    free(keys);
+    return dup;
+}
+
 /* Refuses duplicate keys anywhere in the tree; path names the object in messages. */
 static dg_err json_no_dups(const cJSON *node, char *path, size_t pathcap, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(node) && !cJSON_IsArray(node)) return DG_OK;
     size_t plen = strlen(path);
     int idx = 0;
+    if (cJSON_IsObject(node)) {
+        const char *dup = dup_key(node);
+        if (dup)
+            return dg_errf(err, errlen, DG_EINVAL, "duplicate key \"%s\" in %s", dup,
+                           plen ? path : "the body");
+    }
     for (const cJSON *a = node->child; a; a = a->next, idx++) {
         if (cJSON_IsObject(node)) {
-            for (const cJSON *b = a->next; b; b = b->next)
-                if (a->string && b->string && strcmp(a->string, b->string) == 0)
-                    return dg_errf(err, errlen, DG_EINVAL, "duplicate key \"%s\" in %s", a->string,
-                                   plen ? path : "the body");
             snprintf(path + plen, pathcap - plen, "%s%s", plen ? "." : "",
                      a->string ? a->string : "");
         } else {
