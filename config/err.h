@@ -44,7 +44,8 @@ const char *dg_err_name(dg_err e);
 const char *dg_strerror(dg_err e);
 
 /* Writes a formatted one-line message into err (size errlen; nothing if err is NULL),
- * replacing any newline with a space. Returns code, so it can be used as
+ * replacing any newline with a space and any byte that is not part of valid UTF-8 (a
+ * quoted value cut by a precision or by errlen) with '?'. Returns code, so it can be used as
  * `return dg_errf(err, errlen, DG_EINVAL, "field %s", name);`. */
 dg_err dg_errf(char *err, size_t errlen, dg_err code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

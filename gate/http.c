@@ -104,11 +104,12 @@ int gate_reply_json(gate_req *r, int status, cJSON *j, const char *extra_headers
 
 int gate_reply_error(gate_req *r, int status, const char *code, const char *fmt, ...)
 {
-    char msg[512];
+    char raw[512], msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    dg_errf(msg, sizeof msg, DG_OK, "%s", raw); /* one line of valid UTF-8 (it quotes input) */
     cJSON *o = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(e, "code", code);

@@ -17,6 +17,7 @@
 #include "config/cfg.h"
 #include "config/err.h"
 #include "gate/adapters.h"
+#include "gate/event.h"
 #include "gate/json.h"
 
 static dg_err parse(const char *text)
@@ -88,6 +89,64 @@ static void test_json_many_keys_are_checked_fast(void **state)
     free(b);
 }
 
+/* 1 if s is valid UTF-8 without newlines. */
+static int clean_line(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        if (*p == '\n' || *p == '\r') return 0;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        if (n == 0 || *p == 0xc0 || *p == 0xc1 || *p > 0xf4) return 0;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80) return 0;
+        p += n;
+    }
+    return 1;
+}
+
+/* Error messages quote input and go into JSON answers as they are; "%.64s" cut a
+ * two-byte character in half ("unknown cloud \"a\xc3\xa9...\xc3\""), and so did the end
+ * of a full buffer, so a 422 carried invalid UTF-8 that a CRM's strict JSON parser refuses
+ * (found by fuzz_event's message check and the hostile table). dg_errf now leaves one line
+ * of valid UTF-8, replacing what is left of a cut character (or any stray byte) by '?'. */
+static void test_messages_are_valid_utf8(void **state)
+{
+    (void)state;
+    char m[16];
+    dg_errf(m, sizeof m, DG_EINVAL, "%.3s|", "\xc3\xa9\xc3\xa9"); /* cut inside the 2nd */
+    assert_string_equal(m, "\xc3\xa9?|");
+    dg_errf(m, 7, DG_EINVAL, "ab%s", "\xe2\x82\xac\xe2\x82\xac"); /* cut by the buffer */
+    assert_string_equal(m, "ab\xe2\x82\xac?");
+    dg_errf(m, sizeof m, DG_EINVAL, "x\xff\xed\xa0\x80\ny");
+    assert_string_equal(m, "x???? y");
+    dg_errf(m, sizeof m, DG_EINVAL, "\xf0\x9f\x98\x80 ok");
+    assert_string_equal(m, "\xf0\x9f\x98\x80 ok");
+
+    struct cfg *c = NULL;
+    cfg_errors errs = {0};
+    static const char ini[] = "[server]\nlisten = 127.0.0.1:1\n[auth]\nopen = yes\n"
+                              "[pipeline]\nstages = A, Demo\n[cloud:aws]\nconnector = none\n";
+    assert_int_equal(cfg_load_string("t.ini", ini, &c, &errs), DG_OK);
+    char body[512], err[320];
+    int n = snprintf(body, sizeof body, "{\"opportunity\": {\"id\": \"x\", \"clouds\": [\"a");
+    for (int i = 0; i < 40; i++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "\xc3\xa9");
+    snprintf(body + n, sizeof body - (size_t)n, "\"]}, \"to_stage\": \"Demo\"}");
+    cJSON *root = NULL;
+    dg_event ev;
+    assert_int_equal(gate_json_parse(body, strlen(body), &root, err, sizeof err), DG_OK);
+    assert_int_equal(gate_event_from_json(c, root, &ev, err, sizeof err), DG_EINVAL);
+    assert_non_null(strstr(err, "unknown cloud"));
+    assert_true(clean_line(err));
+    dg_event_free(&ev);
+    cJSON_Delete(root);
+    cfg_free(c);
+}
+
 static const char adapters_ini[] = "[server]\nlisten = 127.0.0.1:1\n[auth]\nopen = yes\n"
                                    "[pipeline]\nstages = A, Demo\n"
                                    "[cloud:aws]\nconnector = none\n"
@@ -144,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_json_numbers_and_raw_controls_are_malformed),
         cmocka_unit_test(test_adapters_huge_numbers_are_refused_without_ub),
         cmocka_unit_test(test_json_many_keys_are_checked_fast),
+        cmocka_unit_test(test_messages_are_valid_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
