@@ -36,6 +36,11 @@ test: test-release test-asan
 bench: build
 	bench/gate.sh
 
+# Every libFuzzer target for FUZZ_SECONDS each (clang build in build-fuzz; fuzz/run.sh).
+FUZZ_SECONDS ?= 60
+fuzz: deps-test
+	fuzz/run.sh -t $(FUZZ_SECONDS)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
