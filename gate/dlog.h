@@ -173,8 +173,9 @@ typedef struct {
  * {"total": N, "deals": [{"opportunity_id", "name", "account", "owner", "amount" (minor
  * units or null), "currency", "clouds": [...], "stage" (the stage the blocked move tried),
  * "message", "codes": [...], "since" (unix ms the deal has been blocked since),
- * "decision_id", "time" (unix ms of the newest block)}]}. total counts every match; at most
- * f->limit deals are listed. Caller frees *json. DG_OK, DG_ENOMEM or DG_EDB. */
+ * "decision_id", "time" (unix ms of the newest block)}]}. total counts every match (with a
+ * cloud or reason filter at most 5,000, and then "more": true is added); at most f->limit
+ * deals are listed. Caller frees *json. DG_OK, DG_ENOMEM or DG_EDB. */
 dg_err dlog_blocked(dlog *l, const dlog_ui_filter *f, char **json, char *err, size_t errlen);
 
 /* The newest decisions matching f among the newest `scan` decisions (of the owner, when

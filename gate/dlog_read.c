@@ -19,6 +19,7 @@
 #define READ_LIMIT_DEFAULT 100
 #define READ_LIMIT_MAX 500
 #define READ_SCAN_MAX 100000
+#define READ_COUNT_CAP 5000 /* blocked deals counted through a cloud/reason filter */
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -95,51 +96,105 @@ typedef struct {
 
 typedef struct {
     const dlog_kpi_query *q;
-    kpi_sum *v;
+    int reps;   /* 1: only the per-rep commission counters */
+    kpi_sum *v; /* the sums, in first-seen order */
     size_t n, cap;
+    size_t *slot, nslot; /* open-addressing index into v (+1; 0 = empty), nslot a power of 2 */
     int oom;
     char err[256];
 } kpi_read;
 
+static uint64_t hash2(const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *a; a++)
+        h = (h ^ (unsigned char)*a) * 1099511628211u;
+    h = (h ^ 0xff) * 1099511628211u;
+    for (; *b; b++)
+        h = (h ^ (unsigned char)*b) * 1099511628211u;
+    return h;
+}
+
+/* Adds n to the sum of (metric, key). Returns 0, or -1 when out of memory. */
+static int sum_add(kpi_read *kr, const char *metric, const char *key, int64_t n)
+{
+    if (kr->n + 1 > kr->nslot / 2) { /* grow the index (and rehash) at half load */
+        size_t ns = kr->nslot ? kr->nslot * 2 : 1024;
+        size_t *slot = calloc(ns, sizeof *slot);
+        if (slot == NULL) return -1;
+        for (size_t i = 0; i < kr->n; i++) {
+            size_t j = (size_t)hash2(kr->v[i].metric, kr->v[i].key) & (ns - 1);
+            while (slot[j])
+                j = (j + 1) & (ns - 1);
+            slot[j] = i + 1;
+        }
+        free(kr->slot);
+        kr->slot = slot;
+        kr->nslot = ns;
+    }
+    size_t j = (size_t)hash2(metric, key) & (kr->nslot - 1);
+    while (kr->slot[j]) {
+        kpi_sum *s = &kr->v[kr->slot[j] - 1];
+        if (strcmp(s->key, key) == 0 && strcmp(s->metric, metric) == 0) {
+            s->n += n;
+            return 0;
+        }
+        j = (j + 1) & (kr->nslot - 1);
+    }
+    if (kr->n == kr->cap) {
+        size_t cap = kr->cap ? kr->cap * 2 : 256;
+        kpi_sum *v = realloc(kr->v, cap * sizeof *v);
+        if (v == NULL) return -1;
+        kr->v = v;
+        kr->cap = cap;
+    }
+    kpi_sum *s = &kr->v[kr->n];
+    s->metric = strdup(metric);
+    s->key = strdup(key);
+    s->n = n;
+    if (s->metric == NULL || s->key == NULL) {
+        free(s->metric);
+        free(s->key);
+        return -1;
+    }
+    kr->slot[j] = ++kr->n;
+    return 0;
+}
+
+/* Sums the window's counters in C (a hash by metric and key) rather than with GROUP BY,
+ * which would sort every row of the window. Only the keys a figure can use are read: those
+ * of the cloud asked for ("*" for all), plus the per-cloud revenue and the codes. */
 static dg_err read_sums(sqlite3 *db, void *arg)
 {
     kpi_read *kr = arg;
     sqlite3_stmt *st = NULL;
     dg_err rc = DG_EDB;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT metric, key, sum(count) FROM daily"
-                           " WHERE day >= :since AND day <= :until"
-                           " AND (metric GLOB 'k_*' OR metric = 'reason')"
-                           " GROUP BY metric, key",
-                           -1, &st, NULL) != SQLITE_OK)
-        goto done;
+    const char *sql =
+        kr->reps ? "SELECT metric, key, count FROM daily WHERE day >= :since AND day <= :until"
+                   " AND metric IN ('k_comp_rep', 'k_comp_rep_short')"
+                 : "SELECT metric, key, count FROM daily WHERE day >= :since AND day <= :until"
+                   " AND (metric GLOB 'k_*' OR metric = 'reason')"
+                   " AND (metric IN ('reason', 'k_revenue') OR key = :who"
+                   " OR substr(key, 1, :wlen) = :wprefix)";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) goto done;
     bind_txt(st, ":since", kr->q->since_day);
     bind_txt(st, ":until", kr->q->until_day);
+    if (!kr->reps) {
+        const char *who = kr->q->cloud ? kr->q->cloud : "*";
+        char prefix[128];
+        snprintf(prefix, sizeof prefix, "%s|", who);
+        bind_txt(st, ":who", who);
+        bind_txt(st, ":wprefix", prefix);
+        bind_i64(st, ":wlen", (int64_t)strlen(prefix));
+    }
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (kr->n == kr->cap) {
-            size_t cap = kr->cap ? kr->cap * 2 : 256;
-            kpi_sum *v = realloc(kr->v, cap * sizeof *v);
-            if (v == NULL) {
-                kr->oom = 1;
-                break;
-            }
-            kr->v = v;
-            kr->cap = cap;
-        }
-        kpi_sum *s = &kr->v[kr->n];
         const char *m = (const char *)sqlite3_column_text(st, 0);
         const char *k = (const char *)sqlite3_column_text(st, 1);
-        s->metric = strdup(m ? m : "");
-        s->key = strdup(k ? k : "");
-        s->n = sqlite3_column_int64(st, 2);
-        if (s->metric == NULL || s->key == NULL) {
-            free(s->metric);
-            free(s->key);
+        if (sum_add(kr, m ? m : "", k ? k : "", sqlite3_column_int64(st, 2)) != 0) {
             kr->oom = 1;
             break;
         }
-        kr->n++;
     }
     if (!kr->oom && src != SQLITE_DONE) goto done;
     rc = kr->oom ? DG_ENOMEM : DG_OK;
@@ -156,14 +211,19 @@ static void kpi_read_free(kpi_read *kr)
         free(kr->v[i].key);
     }
     free(kr->v);
+    free(kr->slot);
 }
 
 /* The sum of (metric, key), 0 when absent. */
 static int64_t sum_of(const kpi_read *kr, const char *metric, const char *key)
 {
-    for (size_t i = 0; i < kr->n; i++)
-        if (strcmp(kr->v[i].metric, metric) == 0 && strcmp(kr->v[i].key, key) == 0)
-            return kr->v[i].n;
+    if (kr->nslot == 0) return 0;
+    size_t j = (size_t)hash2(metric, key) & (kr->nslot - 1);
+    while (kr->slot[j]) {
+        const kpi_sum *s = &kr->v[kr->slot[j] - 1];
+        if (strcmp(s->key, key) == 0 && strcmp(s->metric, metric) == 0) return s->n;
+        j = (j + 1) & (kr->nslot - 1);
+    }
     return 0;
 }
 
@@ -357,7 +417,7 @@ dg_err dlog_comp_by_rep(dlog *l, const dlog_kpi_query *q, int limit, char **json
         return dg_errf(err, errlen, DG_EINVAL, "decision log: no log");
     if (!valid_day(q->since_day) || !valid_day(q->until_day))
         return dg_errf(err, errlen, DG_EINVAL, "since and until must be dates (YYYY-MM-DD)");
-    kpi_read kr = {.q = q};
+    kpi_read kr = {.q = q, .reps = 1};
     dg_err rc = dlog_read_call(l, read_sums, &kr);
     if (rc != DG_OK) {
         kpi_read_free(&kr);
@@ -468,80 +528,137 @@ static void bind_filter(sqlite3_stmt *st, const dlog_ui_filter *f)
     if (f->reason) bind_txt(st, ":reason", f->reason);
 }
 
+/* Adds one blocked deal (a row of BLOCKED_COLS) to arr. DG_OK or DG_ENOMEM. */
+static dg_err blocked_item(cJSON *arr, sqlite3_stmt *st)
+{
+    cJSON *it = cJSON_CreateObject();
+    if (it == NULL || arr == NULL) {
+        cJSON_Delete(it);
+        return DG_ENOMEM;
+    }
+    cJSON_AddItemToArray(arr, it);
+    add_col_str(it, "opportunity_id", st, 0);
+    add_col_str(it, "name", st, 1);
+    add_col_str(it, "account", st, 2);
+    add_col_str(it, "owner", st, 3);
+    add_col_int(it, "amount", st, 4);
+    add_col_str(it, "currency", st, 5);
+    const char *cl = (const char *)sqlite3_column_text(st, 6);
+    cJSON *clouds = cl ? cJSON_Parse(cl) : NULL;
+    if (!cJSON_IsArray(clouds)) {
+        cJSON_Delete(clouds);
+        clouds = cJSON_CreateArray();
+    }
+    cJSON_AddItemToObject(it, "clouds", clouds);
+    add_col_str(it, "stage", st, 7);
+    add_col_str(it, "message", st, 8);
+    cJSON *codes = cJSON_AddArrayToObject(it, "codes");
+    const char *rs = (const char *)sqlite3_column_text(st, 9);
+    cJSON *reasons = rs ? cJSON_Parse(rs) : NULL;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, reasons)
+    {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(r, "code");
+        if (codes && cJSON_IsString(code))
+            cJSON_AddItemToArray(codes, cJSON_CreateString(code->valuestring));
+    }
+    cJSON_Delete(reasons);
+    add_col_int(it, "since", st, 10);
+    add_col_str(it, "decision_id", st, 11);
+    add_col_int(it, "time", st, 12);
+    return DG_OK;
+}
+
+#define BLOCKED_COLS                                                                               \
+    "SELECT d.opp_id, d.name, d.account, d.owner, d.amount, d.currency, d.clouds,"                 \
+    " coalesce(k.last_to, d.last_stage), d.last_message, d.last_reasons,"                          \
+    " coalesce(k.blocked_since_ms, d.last_time_ms), d.last_decision_id, d.last_time_ms"            \
+    " FROM deals d LEFT JOIN deal_kpi k ON k.opp_id = d.opp_id"
+#define BLOCKED_ORDER " ORDER BY d.last_time_ms DESC, d.opp_id"
+
+/* Without a cloud or reason filter the total is counted on the partial index (no row is
+ * read) and the page read with LIMIT. With one, the rows must be read to test them: one
+ * scan, newest first, counts the matches (up to READ_COUNT_CAP) and keeps the first page's
+ * ids, which are then read in full by primary key. */
 static dg_err read_blocked(sqlite3 *db, void *arg)
 {
     ui_read *u = arg;
     const dlog_ui_filter *f = u->f;
     sqlite3_stmt *st = NULL;
     dg_err rc = DG_EDB;
+    int lim = clamp_limit(f->limit, READ_LIMIT_DEFAULT), src;
     char where[1024] = "d.blocked = 1";
     filter_sql(where, sizeof where, f, "d.owner", "d.clouds", "d.last_reasons");
-    char sql[2048];
+    char sql[2048], **ids = NULL;
+    int64_t total = 0;
+    size_t nids = 0;
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) goto done;
-
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM deals d WHERE %s", where);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) goto done;
-    bind_filter(st, f);
-    if (sqlite3_step(st) != SQLITE_ROW) goto done;
-    cJSON_AddNumberToObject(u->out, "total", (double)sqlite3_column_int64(st, 0));
-    sqlite3_finalize(st);
-    st = NULL;
-
-    snprintf(sql, sizeof sql,
-             "SELECT d.opp_id, d.name, d.account, d.owner, d.amount, d.currency, d.clouds,"
-             " coalesce(k.last_to, d.last_stage), d.last_message, d.last_reasons,"
-             " coalesce(k.blocked_since_ms, d.last_time_ms), d.last_decision_id, d.last_time_ms"
-             " FROM deals d LEFT JOIN deal_kpi k ON k.opp_id = d.opp_id"
-             " WHERE %s ORDER BY d.last_time_ms DESC, d.opp_id LIMIT :lim",
-             where);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) goto done;
-    bind_filter(st, f);
-    bind_i64(st, ":lim", clamp_limit(f->limit, READ_LIMIT_DEFAULT));
     cJSON *arr = cJSON_AddArrayToObject(u->out, "deals");
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        cJSON *it = cJSON_CreateObject();
-        if (it == NULL || arr == NULL) {
-            cJSON_Delete(it);
+    if (arr == NULL) {
+        rc = DG_ENOMEM;
+        goto done;
+    }
+
+    if (f->cloud == NULL && f->reason == NULL) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM deals d WHERE %s", where);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) goto done;
+        bind_filter(st, f);
+        if (sqlite3_step(st) != SQLITE_ROW) goto done;
+        total = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        snprintf(sql, sizeof sql, BLOCKED_COLS " WHERE %s" BLOCKED_ORDER " LIMIT :lim", where);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) goto done;
+        bind_filter(st, f);
+        bind_i64(st, ":lim", lim);
+        while ((src = sqlite3_step(st)) == SQLITE_ROW)
+            if ((rc = blocked_item(arr, st)) != DG_OK) goto done;
+        rc = DG_EDB;
+        if (src != SQLITE_DONE) goto done;
+    } else {
+        snprintf(sql, sizeof sql,
+                 "SELECT d.opp_id FROM deals d WHERE %s" BLOCKED_ORDER " LIMIT :cap", where);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) goto done;
+        bind_filter(st, f);
+        bind_i64(st, ":cap", READ_COUNT_CAP + 1);
+        if ((ids = calloc((size_t)lim, sizeof *ids)) == NULL) {
             rc = DG_ENOMEM;
             goto done;
         }
-        cJSON_AddItemToArray(arr, it);
-        add_col_str(it, "opportunity_id", st, 0);
-        add_col_str(it, "name", st, 1);
-        add_col_str(it, "account", st, 2);
-        add_col_str(it, "owner", st, 3);
-        add_col_int(it, "amount", st, 4);
-        add_col_str(it, "currency", st, 5);
-        const char *cl = (const char *)sqlite3_column_text(st, 6);
-        cJSON *clouds = cl ? cJSON_Parse(cl) : NULL;
-        if (!cJSON_IsArray(clouds)) {
-            cJSON_Delete(clouds);
-            clouds = cJSON_CreateArray();
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            if (total++ < lim) {
+                const char *id = (const char *)sqlite3_column_text(st, 0);
+                if (id && (ids[nids++] = strdup(id)) == NULL) {
+                    rc = DG_ENOMEM;
+                    goto done;
+                }
+            }
         }
-        cJSON_AddItemToObject(it, "clouds", clouds);
-        add_col_str(it, "stage", st, 7);
-        add_col_str(it, "message", st, 8);
-        cJSON *codes = cJSON_AddArrayToObject(it, "codes");
-        const char *rs = (const char *)sqlite3_column_text(st, 9);
-        cJSON *reasons = rs ? cJSON_Parse(rs) : NULL;
-        const cJSON *r;
-        cJSON_ArrayForEach(r, reasons)
-        {
-            const cJSON *code = cJSON_GetObjectItemCaseSensitive(r, "code");
-            if (codes && cJSON_IsString(code))
-                cJSON_AddItemToArray(codes, cJSON_CreateString(code->valuestring));
+        if (src != SQLITE_DONE) goto done;
+        sqlite3_finalize(st);
+        st = NULL;
+        if (total > READ_COUNT_CAP) {
+            total = READ_COUNT_CAP;
+            cJSON_AddTrueToObject(u->out, "more");
         }
-        cJSON_Delete(reasons);
-        add_col_int(it, "since", st, 10);
-        add_col_str(it, "decision_id", st, 11);
-        add_col_int(it, "time", st, 12);
+        if (sqlite3_prepare_v2(db, BLOCKED_COLS " WHERE d.opp_id = ?1", -1, &st, NULL) != SQLITE_OK)
+            goto done;
+        for (size_t i = 0; i < nids; i++) {
+            sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+            src = sqlite3_step(st);
+            if (src == SQLITE_ROW && (rc = blocked_item(arr, st)) != DG_OK) goto done;
+            rc = DG_EDB;
+            if (src != SQLITE_ROW && src != SQLITE_DONE) goto done;
+            sqlite3_reset(st);
+        }
     }
-    if (src != SQLITE_DONE) goto done;
+    cJSON_AddNumberToObject(u->out, "total", (double)total);
     rc = DG_OK;
 done:
     if (rc == DG_EDB) snprintf(u->err, sizeof u->err, "%s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
+    for (size_t i = 0; i < nids; i++)
+        free(ids[i]);
+    free(ids);
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     return rc;
 }

@@ -471,8 +471,9 @@ static void blocked_table(hbuf *b, const cJSON *bl, int64_t now)
     jnum(bl, "total", &total);
     const cJSON *deals = cJSON_GetObjectItemCaseSensitive(bl, "deals"), *d;
     int shown = cJSON_GetArraySize(deals);
-    rawf(b, "<section id=\"blocked\"><h2>Blocked now <small>%.0f deal%s", total,
-         total == 1 ? "" : "s");
+    int more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(bl, "more"));
+    rawf(b, "<section id=\"blocked\"><h2>Blocked now <small>%.0f%s deal%s", total, more ? "+" : "",
+         total == 1 && !more ? "" : "s");
     if (total > shown) rawf(b, ", the %d most recent shown", shown);
     raw(b, "</small></h2>");
     if (shown == 0) {
