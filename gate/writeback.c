@@ -252,9 +252,10 @@ static int should_stop(gate_writeback *w, int wait_ms)
 static void *worker_main(void *arg)
 {
     gate_writeback *w = arg;
-    while (!should_stop(w, WB_POLL_MS)) {
+    size_t n = 0; /* jobs of the last claim: while there are, the next claim comes at once */
+    while (!should_stop(w, n ? 0 : WB_POLL_MS)) {
         dlog_wb_job jobs[WB_CLAIM_MAX];
-        size_t n = 0;
+        n = 0;
         if (!dlog_wb_due(w->g->log, gate_now_ms())) continue; /* a read: idle costs no write */
         if (dlog_wb_claim(w->g->log, gate_now_ms(), WB_LEASE_MS, jobs, WB_CLAIM_MAX, &n) != DG_OK)
             continue;
