@@ -213,6 +213,11 @@ static const char *const migrations[] = {
     " decision_id TEXT,"
     " restored_ms INTEGER) WITHOUT ROWID;"
     "CREATE INDEX deal_lapses_lapsed ON deal_lapses(lapsed_ms) WHERE lapsed_ms IS NOT NULL;",
+
+    /* 4: blocked deals filtered by owner, cloud or reason (/ui) are tested on this covering
+     * index, newest first, without reading the deals' rows (gate/dlog_read.c) */
+    "CREATE INDEX deals_blocked_filter ON deals(last_time_ms, opp_id, owner, clouds, last_reasons)"
+    " WHERE blocked = 1;",
 };
 
 #define DLOG_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

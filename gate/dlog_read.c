@@ -574,7 +574,7 @@ static dg_err blocked_item(cJSON *arr, sqlite3_stmt *st)
     " coalesce(k.last_to, d.last_stage), d.last_message, d.last_reasons,"                          \
     " coalesce(k.blocked_since_ms, d.last_time_ms), d.last_decision_id, d.last_time_ms"            \
     " FROM deals d LEFT JOIN deal_kpi k ON k.opp_id = d.opp_id"
-#define BLOCKED_ORDER " ORDER BY d.last_time_ms DESC, d.opp_id"
+#define BLOCKED_ORDER " ORDER BY d.last_time_ms DESC, d.opp_id DESC"
 
 /* Without a cloud or reason filter the total is counted on the partial index (no row is
  * read) and the page read with LIMIT. With one, the rows must be read to test them: one
