@@ -109,6 +109,7 @@ static int cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit fails the log's writes (503), not the process */
 
     gate_ctx g = {.started_ms = gate_now_ms()};
     pthread_mutex_init(&g.rt_lock, NULL);
