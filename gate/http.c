@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "gate/body_deadline.h"
 #include "gate/metrics.h"
 #include "gate/routes.h"
 
@@ -65,6 +66,7 @@ static const char *status_text(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
@@ -117,6 +119,8 @@ int gate_reply_error(gate_req *r, int status, const char *code, const char *fmt,
     const char *extra = "";
     if (status == 401)
         extra = "WWW-Authenticate: Bearer realm=\"dealgate\"\r\n";
+    else if (status == 408)
+        extra = "Connection: close\r\n";
     else if (status == 503 || status == 429)
         extra = "Retry-After: 5\r\n";
     return gate_reply_json(r, status, o, extra);
@@ -175,8 +179,11 @@ int gate_content_type_is(const gate_req *r, const char *mt)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
-/* Reads the body within max_body. Returns 0, or the error status already answered. */
-static int read_body(gate_req *r, int64_t max_body)
+/* Reads the body within max_body and timeout_ms. civetweb bounds each read by
+ * request_timeout_ms, not the whole body, so a client sending a byte a second would hold a
+ * worker thread for as long as it likes: the whole body gets timeout_ms here (408 after).
+ * Returns 0, or the error status already answered. */
+static int read_body(gate_req *r, int64_t max_body, int timeout_ms)
 {
     long long cl = r->ri->content_length;
     if (cl > max_body)
@@ -187,10 +194,12 @@ static int read_body(gate_req *r, int64_t max_body)
     size_t len = 0;
     char *buf = malloc(cap + 1);
     if (!buf) return gate_reply_error(r, 503, "overloaded", "out of memory");
+    gate_body_deadline *deadline = gate_body_deadline_start(r->ri, timeout_ms);
     for (;;) {
         if (len == cap) {
             if (cl >= 0) break;
             if ((int64_t)cap > max_body) {
+                gate_body_deadline_end(deadline);
                 free(buf);
                 return gate_reply_error(r, 413, "payload_too_large",
                                         "the body is larger than max_body (%lld bytes)",
@@ -200,6 +209,7 @@ static int read_body(gate_req *r, int64_t max_body)
             if ((int64_t)ncap > max_body + 1) ncap = (size_t)max_body + 1;
             char *nb = realloc(buf, ncap + 1);
             if (!nb) {
+                gate_body_deadline_end(deadline);
                 free(buf);
                 return gate_reply_error(r, 503, "overloaded", "out of memory");
             }
@@ -209,6 +219,12 @@ static int read_body(gate_req *r, int64_t max_body)
         int n = mg_read(r->conn, buf + len, cap - len);
         if (n <= 0) break;
         len += (size_t)n;
+    }
+    if (gate_body_deadline_end(deadline) && (cl < 0 || len < (size_t)cl)) {
+        free(buf);
+        return gate_reply_error(r, 408, "request_timeout",
+                                "the body did not arrive within %d ms (request_timeout_ms)",
+                                timeout_ms);
     }
     if (cl >= 0 && len < (size_t)cl) {
         free(buf);
@@ -301,7 +317,8 @@ int gate_http_handle(struct mg_connection *conn, void *cbdata)
             cJSON_AddStringToObject(e, "message", "a valid token is required for this endpoint");
             gate_reply_json(&r, 401, o, extra);
         } else if (strcmp(match->method, "POST") == 0 &&
-                   read_body(&r, r.rt->cfg->server.max_body) != 0) {
+                   read_body(&r, r.rt->cfg->server.max_body,
+                             r.rt->cfg->server.request_timeout_ms) != 0) {
             /* read_body answered */
         } else {
             match->fn(&r);
