@@ -122,6 +122,26 @@ def test_secrets_never_reach_the_log():
     assert WEBHOOK not in log and "wrong-secret-attempt-xyz" not in log and READER not in log
 
 
+def test_openapi_documents_every_route():
+    """Every route of gate/http.c's table is in /openapi.json with its method."""
+    import os
+    import re
+    src = open(os.path.join(dgtest.SRC, "gate", "http.c")).read()
+    table = src[src.index("routes[] = {"):]
+    table = table[:table.index("};")]
+    routes = re.findall(r'\{"(GET|POST|DELETE|PUT|PATCH)", "([^"]+)"', table)
+    assert len(routes) >= 15, routes
+    st, doc, _ = svc.request("GET", "/openapi.json")
+    assert st == 200
+    paths = doc["paths"]
+    for method, path in routes:
+        if path.endswith("/"):
+            cands = [p for p in paths if p.startswith(path) and "{" in p]
+        else:
+            cands = [path]
+        assert any(p in paths and method.lower() in paths[p] for p in cands), (method, path)
+
+
 if __name__ == "__main__":
     setup()
     try:
