@@ -152,7 +152,18 @@ class Service:
                 raise AssertionError("dealgate did not stop on %s" % sig)
         if self.proc:
             self.log.close()
+            self.check_sanitizers()
         return self.proc.returncode if self.proc else None
+
+    def check_sanitizers(self):
+        """Under the ASan+UBSan build (make test-asan: detect_leaks=1) a leak is reported only
+        when the process exits, on its stderr, which no request sees: any sanitizer report
+        there fails the test that stopped the service."""
+        text = self.stderr()
+        for mark in ("ERROR: LeakSanitizer", "ERROR: AddressSanitizer", ": runtime error: "):
+            i = text.find(mark)
+            if i >= 0:
+                raise AssertionError("dealgate under the sanitizers reported:\n" + text[i:i + 4000])
 
     def request(self, method, path, body=None, headers=None, token=None, ctype="application/json",
                 timeout=10):
