@@ -100,29 +100,13 @@ static char *dup_or(const char *s, const char *dflt)
     return strdup(s && *s ? s : dflt);
 }
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
-static void cv_wait_until(ace_state *st, int64_t deadline_ms)
-{
-    struct timespec ts;
-    ts.tv_sec = deadline_ms / 1000;
-    ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
-    pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-}
-
 /* Sleeps ms, or less if the instance closes meanwhile (close broadcasts st->cv). */
 static void nap(ace_state *st, int64_t ms)
 {
     int64_t until = conn_now_ms() + ms;
     pthread_mutex_lock(&st->mu);
     while (!atomic_load(&st->stop) && conn_now_ms() < until)
-        cv_wait_until(st, until);
+        conn_cond_wait_until(&st->cv, &st->mu, until);
     pthread_mutex_unlock(&st->mu);
 }
 
@@ -181,26 +165,6 @@ static void format_time(int64_t t, char *buf, size_t n)
     struct tm tm;
     gmtime_r(&tt, &tm);
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* Clears the record fields of out (not cloud/id/source) before filling it. */
-static void fact_clear(dg_reg_fact *out)
-{
-    conn_set_str(&out->status, NULL);
-    conn_set_str(&out->crm_id, NULL);
-    conn_set_str(&out->created_at, NULL);
-    conn_set_str(&out->origin, NULL);
-    conn_set_str(&out->error, NULL);
-    out->retryable = 0;
-}
-
-static dg_err fact_failed(dg_reg_fact *out, dg_err rc, int retryable, const char *msg)
-{
-    fact_clear(out);
-    out->lookup = DG_LOOKUP_FAILED;
-    out->retryable = retryable;
-    out->error = strdup(msg);
-    return out->error ? rc : DG_ENOMEM;
 }
 
 static void note_ok(ace_state *st)
@@ -447,15 +411,15 @@ static dg_err fill_fact(const cJSON *r, const char *id, dg_reg_fact *out)
         conn_json_str(r, "PartnerOpportunityIdentifier", ACE_STR_MAX, &crm) != 0 ||
         conn_json_str(r, "CreatedDate", 64, &created) != 0 ||
         conn_json_str(r, "Origin", 64, &origin) != 0) {
-        rc = fact_failed(out, DG_EPARSE, 1, "AWS ACE GetOpportunity: unexpected response shape");
+        rc = conn_fact_fail(out, DG_EPARSE, 1, "AWS ACE GetOpportunity: unexpected response shape");
         goto out;
     }
     if (rid && strcmp(rid, id) != 0) {
-        rc = fact_failed(out, DG_EUPSTREAM, 0,
-                         "AWS ACE GetOpportunity: answer is for another opportunity");
+        rc = conn_fact_fail(out, DG_EUPSTREAM, 0,
+                            "AWS ACE GetOpportunity: answer is for another opportunity");
         goto out;
     }
-    fact_clear(out);
+    conn_fact_clear(out);
     rc = DG_ENOMEM;
     out->lookup = DG_LOOKUP_FOUND;
     out->status = status;
@@ -481,16 +445,12 @@ out:
 static dg_err get_opportunity(ace_state *st, const char *id, int64_t deadline_ms, dg_reg_fact *out)
 {
     char *body = catalog_body(st, id);
-    if (body == NULL) return fact_failed(out, DG_ENOMEM, 1, "AWS ACE: out of memory");
+    if (body == NULL) return conn_fact_fail(out, DG_ENOMEM, 1, "AWS ACE: out of memory");
     call_result res;
     ace_call(st, "GetOpportunity", body, deadline_ms, ACE_ATTEMPTS, &res);
     free(body);
-    if (res.outcome == CALL_NOT_FOUND) {
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
-        return DG_OK;
-    }
-    if (res.outcome == CALL_FAILED) return fact_failed(out, res.rc, res.retryable, res.msg);
+    if (res.outcome == CALL_NOT_FOUND) return conn_fact_not_found(out, NULL);
+    if (res.outcome == CALL_FAILED) return conn_fact_fail(out, res.rc, res.retryable, res.msg);
     dg_err rc = fill_fact(res.json, id, out);
     cJSON_Delete(res.json);
     return rc;
@@ -804,7 +764,7 @@ static void *refresher(void *arg)
         }
         pthread_cond_broadcast(&st->cv);
         while (!atomic_load(&st->stop) && !st->want_refresh && conn_now_ms() < next_due)
-            cv_wait_until(st, next_due);
+            conn_cond_wait_until(&st->cv, &st->mu, next_due);
     }
     pthread_mutex_unlock(&st->mu);
     return NULL;
@@ -830,9 +790,9 @@ static void ace_close(void *state)
     free(st->url);
     free(st->region);
     free(st->catalog);
-    wipe_free(st->akid);
-    wipe_free(st->secret);
-    wipe_free(st->token);
+    conn_wipe_free(st->akid);
+    conn_wipe_free(st->secret);
+    conn_wipe_free(st->token);
     free(st);
 }
 
@@ -844,12 +804,11 @@ static dg_err ace_open(const cfg_cloud *cc, const char *base_dir, void **state, 
     *state = NULL;
     ace_state *st = calloc(1, sizeof *st);
     if (st == NULL) return dg_errf(err, errlen, DG_ENOMEM, "ace: out of memory");
+    if (conn_cond_init_monotonic(&st->cv) != 0) {
+        free(st);
+        return dg_errf(err, errlen, DG_EINTERNAL, "ace: cannot create a condition variable");
+    }
     pthread_mutex_init(&st->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&st->cv, &ca);
-    pthread_condattr_destroy(&ca);
     st->last_early_ms = INT64_MIN;
     atomic_init(&st->stop, 0);
 
@@ -904,12 +863,9 @@ out:
 static dg_err ace_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact *out)
 {
     ace_state *st = state;
-    if (!ace_valid_id(id)) {
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
-        out->error = strdup("invalid AWS ACE opportunity id (expected O and 1-19 digits)");
-        return out->error ? DG_OK : DG_ENOMEM;
-    }
+    if (!ace_valid_id(id))
+        return conn_fact_not_found(out,
+                                   "invalid AWS ACE opportunity id (expected O and 1-19 digits)");
     if (timeout_ms <= 0) timeout_ms = st->timeout_ms;
     return get_opportunity(st, id, conn_now_ms() + timeout_ms, out);
 }
@@ -919,22 +875,18 @@ static dg_err ace_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_
     ace_state *st = state;
     char id[32] = "";
     char msg[ACE_MSG_MAX] = "";
-    if (crm_id == NULL || *crm_id == '\0') {
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
-        return DG_OK;
-    }
+    if (crm_id == NULL || *crm_id == '\0') return conn_fact_not_found(out, NULL);
     if (timeout_ms <= 0) timeout_ms = st->timeout_ms;
     int64_t deadline = conn_now_ms() + timeout_ms;
 
     pthread_mutex_lock(&st->mu);
     while (!st->ready && conn_now_ms() < deadline)
-        cv_wait_until(st, deadline);
+        conn_cond_wait_until(&st->cv, &st->mu, deadline);
     if (!st->ready) {
         dg_errf(msg, sizeof msg, DG_EUNAVAILABLE, "AWS ACE: CRM-id index not built yet%s%s",
                 st->index_err[0] ? ": " : "", st->index_err);
         pthread_mutex_unlock(&st->mu);
-        return fact_failed(out, DG_EUNAVAILABLE, 1, msg);
+        return conn_fact_fail(out, DG_EUNAVAILABLE, 1, msg);
     }
     const char *hit = index_find(st, crm_id);
     if (hit == NULL) {
@@ -950,7 +902,7 @@ static dg_err ace_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_
             target = st->passes + 1;
         }
         while (target && st->passes < target && conn_now_ms() < deadline && !atomic_load(&st->stop))
-            cv_wait_until(st, deadline);
+            conn_cond_wait_until(&st->cv, &st->mu, deadline);
         hit = index_find(st, crm_id);
     }
     if (hit) snprintf(id, sizeof id, "%s", hit);
@@ -961,22 +913,17 @@ static dg_err ace_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_
     pthread_mutex_unlock(&st->mu);
 
     if (hit == NULL) {
-        if (stale) return fact_failed(out, DG_EUNAVAILABLE, 1, msg);
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
-        return DG_OK;
+        if (stale) return conn_fact_fail(out, DG_EUNAVAILABLE, 1, msg);
+        return conn_fact_not_found(out, NULL);
     }
     dg_err rc = get_opportunity(st, id, deadline, out);
     if (rc != DG_OK) return rc;
-    if (out->lookup == DG_LOOKUP_FOUND && (out->crm_id == NULL || strcmp(out->crm_id, crm_id))) {
-        /* the record was relinked since the last pass: it no longer names this deal */
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
-        return DG_OK;
-    }
+    /* the record was relinked since the last pass: it no longer names this deal */
+    if (out->lookup == DG_LOOKUP_FOUND && (out->crm_id == NULL || strcmp(out->crm_id, crm_id)))
+        return conn_fact_not_found(out, NULL);
     if (out->lookup == DG_LOOKUP_FOUND) {
         char *dup = strdup(id);
-        if (dup == NULL) return fact_failed(out, DG_ENOMEM, 1, "AWS ACE: out of memory");
+        if (dup == NULL) return conn_fact_fail(out, DG_ENOMEM, 1, "AWS ACE: out of memory");
         conn_set_str(&out->id, dup);
     }
     return DG_OK;
@@ -988,14 +935,7 @@ static void ace_health(void *state, char *buf, size_t n)
     int64_t now = conn_now_ms();
     char a[ACE_MSG_MAX + 64] = "", b[160];
     pthread_mutex_lock(&st->mu);
-    if (st->last_err_ms && st->last_err_ms >= st->last_ok_ms)
-        snprintf(a, sizeof a, "error %lld s ago: %s", (long long)((now - st->last_err_ms) / 1000),
-                 st->last_err);
-    else if (st->last_ok_ms)
-        snprintf(a, sizeof a, "ok, last success %lld s ago",
-                 (long long)((now - st->last_ok_ms) / 1000));
-    else
-        snprintf(a, sizeof a, "no call yet");
+    conn_health_calls(a, sizeof a, now, st->last_ok_ms, st->last_err_ms, st->last_err);
     if (st->ready)
         snprintf(b, sizeof b, "index %zu records, %lld s old%s", st->nents,
                  (long long)((now - st->index_at_ms) / 1000),
@@ -1025,8 +965,8 @@ dg_err conn_ace_parse_opportunity(const char *body, size_t len, const char *id, 
     cJSON *json = cJSON_ParseWithLength(body, len);
     dg_err rc;
     if (!cJSON_IsObject(json))
-        rc = fact_failed(out, DG_EPARSE, 1,
-                         "AWS ACE GetOpportunity: malformed JSON in the response");
+        rc = conn_fact_fail(out, DG_EPARSE, 1,
+                            "AWS ACE GetOpportunity: malformed JSON in the response");
     else
         rc = fill_fact(json, id ? id : "", out);
     cJSON_Delete(json);

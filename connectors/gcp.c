@@ -12,13 +12,11 @@
  * unknown. Errors are classified by Google's error.status (NOT_FOUND, PERMISSION_DENIED,
  * RESOURCE_EXHAUSTED, UNAVAILABLE, ...), else by HTTP status.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
@@ -51,42 +49,6 @@ static int gcp_valid_id(const char *id)
     return n >= 1;
 }
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
-static void sleep_ms(int64_t ms)
-{
-    if (ms <= 0) return;
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static void fact_clear(dg_reg_fact *out)
-{
-    conn_set_str(&out->status, NULL);
-    conn_set_str(&out->crm_id, NULL);
-    conn_set_str(&out->created_at, NULL);
-    conn_set_str(&out->origin, NULL);
-    conn_set_str(&out->error, NULL);
-    out->retryable = 0;
-}
-
-/* Sets out FAILED with msg. Returns rc, or DG_ENOMEM. */
-static dg_err fact_fail(dg_reg_fact *out, dg_err rc, int retryable, const char *msg)
-{
-    fact_clear(out);
-    out->lookup = DG_LOOKUP_FAILED;
-    out->retryable = retryable;
-    out->error = strdup(msg);
-    return out->error ? rc : DG_ENOMEM;
-}
-
 static dg_err fact_failed(gcp_state *st, dg_reg_fact *out, dg_err rc, int retryable,
                           const char *msg)
 {
@@ -94,7 +56,7 @@ static dg_err fact_failed(gcp_state *st, dg_reg_fact *out, dg_err rc, int retrya
     st->last_err_ms = conn_now_ms();
     snprintf(st->last_err, sizeof st->last_err, "%s", msg);
     pthread_mutex_unlock(&st->mu);
-    return fact_fail(out, rc, retryable, msg);
+    return conn_fact_fail(out, rc, retryable, msg);
 }
 
 static void note_ok(gcp_state *st)
@@ -141,7 +103,7 @@ static void gcp_close(void *state)
     pthread_mutex_destroy(&st->mu);
     free(st->base);
     free(st->partner);
-    wipe_free(st->auth);
+    conn_wipe_free(st->auth);
     free(st);
 }
 
@@ -262,7 +224,7 @@ static dg_err opp_fill(const cJSON *j, const char *id, dg_reg_fact *out, const c
             *retry = 0;
             *msg = "Google Cloud: answer is for another opportunity";
         } else {
-            fact_clear(out);
+            conn_fact_clear(out);
             out->lookup = DG_LOOKUP_FOUND;
             if (!unspecified(qs)) {
                 out->status = qs;
@@ -287,12 +249,9 @@ static dg_err opp_fill(const cJSON *j, const char *id, dg_reg_fact *out, const c
 static dg_err gcp_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact *out)
 {
     gcp_state *st = state;
-    if (!gcp_valid_id(id)) {
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
-        out->error = strdup("invalid Google Cloud opportunity id (expected [A-Za-z0-9_-]{1,64})");
-        return out->error ? DG_OK : DG_ENOMEM;
-    }
+    if (!gcp_valid_id(id))
+        return conn_fact_not_found(
+            out, "invalid Google Cloud opportunity id (expected [A-Za-z0-9_-]{1,64})");
     if (timeout_ms <= 0) timeout_ms = st->timeout_ms;
     int64_t deadline = conn_now_ms() + timeout_ms;
     char *eid = conn_http_escape(id);
@@ -347,8 +306,7 @@ static dg_err gcp_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact
         classify(gstatus, status, &erc, &retry, &nf);
         if (nf) {
             note_ok(st);
-            fact_clear(out);
-            out->lookup = DG_LOOKUP_NOT_FOUND;
+            rc = conn_fact_not_found(out, NULL);
             goto out;
         }
         snprintf(msg, sizeof msg, "Google Cloud: HTTP %ld%s%s%s%s", status, gstatus[0] ? " " : "",
@@ -358,7 +316,7 @@ static dg_err gcp_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact
             rc = fact_failed(st, out, erc, retry, msg);
             goto out;
         }
-        sleep_ms(wait);
+        conn_sleep_ms(wait);
     }
 
     {
@@ -381,10 +339,8 @@ static dg_err gcp_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_
     (void)state;
     (void)crm_id;
     (void)timeout_ms;
-    fact_clear(out);
-    out->lookup = DG_LOOKUP_NOT_FOUND;
-    out->error = strdup("Google Cloud look-ups need the opportunity id (the API has no search)");
-    return out->error ? DG_OK : DG_ENOMEM;
+    return conn_fact_not_found(
+        out, "Google Cloud look-ups need the opportunity id (the API has no search)");
 }
 
 static void gcp_health(void *state, char *buf, size_t n)
@@ -392,13 +348,7 @@ static void gcp_health(void *state, char *buf, size_t n)
     gcp_state *st = state;
     int64_t now = conn_now_ms();
     pthread_mutex_lock(&st->mu);
-    if (st->last_err_ms && st->last_err_ms >= st->last_ok_ms)
-        snprintf(buf, n, "error %lld s ago: %s", (long long)((now - st->last_err_ms) / 1000),
-                 st->last_err);
-    else if (st->last_ok_ms)
-        snprintf(buf, n, "ok, last success %lld s ago", (long long)((now - st->last_ok_ms) / 1000));
-    else
-        snprintf(buf, n, "no call yet");
+    conn_health_calls(buf, n, now, st->last_ok_ms, st->last_err_ms, st->last_err);
     pthread_mutex_unlock(&st->mu);
 }
 
@@ -420,12 +370,12 @@ dg_err conn_gcp_parse_opportunity(const char *body, size_t len, const char *id, 
     cJSON *j = cJSON_ParseWithLength(body, len);
     dg_err rc;
     if (!cJSON_IsObject(j)) {
-        rc = fact_fail(out, DG_EPARSE, 1, "Google Cloud: malformed JSON in the response");
+        rc = conn_fact_fail(out, DG_EPARSE, 1, "Google Cloud: malformed JSON in the response");
     } else {
         const char *why = NULL;
         int retry = 0;
         rc = opp_fill(j, id ? id : "", out, &why, &retry);
-        if (rc != DG_OK) rc = fact_fail(out, rc, retry, why);
+        if (rc != DG_OK) rc = conn_fact_fail(out, rc, retry, why);
     }
     cJSON_Delete(j);
     if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", out->error ? out->error : "out of memory");

@@ -10,7 +10,9 @@
 #include "connectors/http.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -42,11 +44,16 @@ dg_err conn_http_global_init(void)
     return global_rc;
 }
 
-int64_t conn_now_ms(void)
+int64_t conn_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t conn_now_ms(void)
+{
+    return conn_now_ns() / 1000000;
 }
 
 /* ---- client ---------------------------------------------------------------------------- */
@@ -603,4 +610,78 @@ void conn_set_str(char **slot, char *s)
 {
     free(*slot);
     *slot = s;
+}
+
+/* ---- for the backends ------------------------------------------------------------------ */
+
+void conn_fact_clear(dg_reg_fact *out)
+{
+    conn_set_str(&out->status, NULL);
+    conn_set_str(&out->crm_id, NULL);
+    conn_set_str(&out->created_at, NULL);
+    conn_set_str(&out->origin, NULL);
+    conn_set_str(&out->error, NULL);
+    out->retryable = 0;
+}
+
+dg_err conn_fact_fail(dg_reg_fact *out, dg_err rc, int retryable, const char *msg)
+{
+    conn_fact_clear(out);
+    out->lookup = DG_LOOKUP_FAILED;
+    out->retryable = retryable;
+    out->error = strdup(msg);
+    return out->error ? rc : DG_ENOMEM;
+}
+
+dg_err conn_fact_not_found(dg_reg_fact *out, const char *note)
+{
+    conn_fact_clear(out);
+    out->lookup = DG_LOOKUP_NOT_FOUND;
+    if (note == NULL) return DG_OK;
+    out->error = strdup(note);
+    return out->error ? DG_OK : DG_ENOMEM;
+}
+
+void conn_sleep_ms(int64_t ms)
+{
+    if (ms <= 0) return;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+int conn_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) return -1;
+    int ok =
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(cv, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    return ok ? 0 : -1;
+}
+
+void conn_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms)
+{
+    struct timespec ts = {.tv_sec = deadline_ms / 1000,
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+void conn_wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+void conn_health_calls(char *buf, size_t n, int64_t now, int64_t last_ok_ms, int64_t last_err_ms,
+                       const char *last_err)
+{
+    if (last_err_ms && last_err_ms >= last_ok_ms)
+        snprintf(buf, n, "error %lld s ago: %s", (long long)((now - last_err_ms) / 1000), last_err);
+    else if (last_ok_ms)
+        snprintf(buf, n, "ok, last success %lld s ago", (long long)((now - last_ok_ms) / 1000));
+    else
+        snprintf(buf, n, "no call yet");
 }

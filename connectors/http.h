@@ -7,7 +7,9 @@
  * loopback host), caps the response body (CONN_HTTP_MAX_BODY by default; more is DG_ETOOBIG)
  * and turns transport failures into one dg_err with a one-line message that never carries a
  * header or body (so no secret). Also here: percent-encoding, origin checks for links an
- * upstream hands back, a monotonic clock and bounded JSON field readers.
+ * upstream hands back, a monotonic clock and bounded JSON field readers, and the small
+ * pieces every live backend needs around its calls: filling a fact, sleeping and waiting on
+ * the monotonic clock, wiping secrets, its health line.
  */
 #ifndef DG_CONN_HTTP_H
 #define DG_CONN_HTTP_H
@@ -16,10 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include <cjson/cJSON.h>
 
 #include "config/err.h"
 #include "connectors/sigv4.h"
+#include "rules/model.h"
 
 #define CONN_HTTP_MAX_BODY ((size_t)4 << 20) /* default response cap: 4 MiB */
 #define CONN_HTTP_ORIGIN_MAX 300             /* "scheme://host:port" */
@@ -93,6 +98,8 @@ void conn_http_excerpt(const char *s, char *out, size_t n);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t conn_now_ms(void);
+/* Nanoseconds of CLOCK_MONOTONIC (the same clock). */
+int64_t conn_now_ns(void);
 
 /* Reads string member `name` of object o. Returns 0 and *out = malloc'd copy (NULL when the
  * member is absent, null or "" ), or -1 when it is of another type, longer than max bytes,
@@ -105,5 +112,39 @@ int conn_utf8_valid(const char *s, size_t n);
 /* Frees *slot and stores s there, taking ownership of s (which may be NULL). For filling
  * dg_reg_fact fields that may already hold a value. */
 void conn_set_str(char **slot, char *s);
+
+/* ---- for the backends ------------------------------------------------------------------ */
+
+/* Clears the record fields of out (status, crm_id, created_at, origin, error; retryable = 0)
+ * before a backend fills it; cloud, id, source and lookup are left as they are. */
+void conn_fact_clear(dg_reg_fact *out);
+
+/* Makes out a FAILED fact: record fields cleared, retryable, error = a copy of msg. Returns
+ * rc, or DG_ENOMEM when msg cannot be copied. */
+dg_err conn_fact_fail(dg_reg_fact *out, dg_err rc, int retryable, const char *msg);
+
+/* Makes out a NOT_FOUND fact: record fields cleared, error = a copy of note (why there is
+ * nothing to find: an id of the wrong syntax...) or NULL. Returns DG_OK, or DG_ENOMEM when
+ * note cannot be copied. */
+dg_err conn_fact_not_found(dg_reg_fact *out, const char *note);
+
+/* Sleeps ms milliseconds, going on after a signal; nothing when ms <= 0. */
+void conn_sleep_ms(int64_t ms);
+
+/* Initialises *cv with CLOCK_MONOTONIC for its timed waits (the clock of conn_now_ms).
+ * Returns 0, or -1 when it cannot (then *cv is not initialised). */
+int conn_cond_init_monotonic(pthread_cond_t *cv);
+/* Waits on cv (with mu held, as pthread_cond_timedwait) until it is signalled or
+ * conn_now_ms() reaches deadline_ms. */
+void conn_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms);
+
+/* Overwrites the string s with zeros and frees it: for tokens and secrets. NULL is a no-op. */
+void conn_wipe_free(char *s);
+
+/* Writes a backend's health from its last calls into buf (n bytes): "error N s ago: MSG"
+ * when the last call failed, "ok, last success N s ago", or "no call yet". now, last_ok_ms
+ * and last_err_ms are conn_now_ms() times, 0 = never; last_err is the last error text. */
+void conn_health_calls(char *buf, size_t n, int64_t now, int64_t last_ok_ms, int64_t last_err_ms,
+                       const char *last_err);
 
 #endif

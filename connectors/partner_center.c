@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
@@ -69,48 +68,6 @@ static int pc_valid_id(const char *id)
     return n >= 1;
 }
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
-static void cv_wait_until(pc_state *st, int64_t deadline_ms)
-{
-    struct timespec ts = {.tv_sec = deadline_ms / 1000,
-                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
-    pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-}
-
-static void sleep_ms(int64_t ms)
-{
-    if (ms <= 0) return;
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static void fact_clear(dg_reg_fact *out)
-{
-    conn_set_str(&out->status, NULL);
-    conn_set_str(&out->crm_id, NULL);
-    conn_set_str(&out->created_at, NULL);
-    conn_set_str(&out->origin, NULL);
-    conn_set_str(&out->error, NULL);
-    out->retryable = 0;
-}
-
-static dg_err fact_failed(dg_reg_fact *out, dg_err rc, int retryable, const char *msg)
-{
-    fact_clear(out);
-    out->lookup = DG_LOOKUP_FAILED;
-    out->retryable = retryable;
-    out->error = strdup(msg);
-    return out->error ? rc : DG_ENOMEM;
-}
-
 static void note(pc_state *st, const char *err)
 {
     pthread_mutex_lock(&st->mu);
@@ -151,13 +108,13 @@ static int form_add(char **buf, size_t *len, const char *name, const char *value
     size_t add = strlen(name) + strlen(v) + 2;
     char *b = realloc(*buf, *len + add + 1);
     if (b == NULL) {
-        wipe_free(v);
+        conn_wipe_free(v);
         return -1;
     }
     snprintf(b + *len, add + 1, "%s%s=%s", *len ? "&" : "", name, v);
     *len += strlen(b + *len);
     *buf = b;
-    wipe_free(v);
+    conn_wipe_free(v);
     return 0;
 }
 
@@ -181,8 +138,8 @@ static int token_parse(const cJSON *j, char **access, int64_t *expires_in, char 
     if (!cJSON_IsObject(j) || conn_json_str(j, "access_token", PC_TOKEN_MAX, access) != 0 ||
         *access == NULL || exp < 0 ||
         conn_json_str(j, "refresh_token", PC_TOKEN_MAX, rotated) != 0) {
-        wipe_free(*access);
-        wipe_free(*rotated);
+        conn_wipe_free(*access);
+        conn_wipe_free(*rotated);
         *access = *rotated = NULL;
         return -1;
     }
@@ -266,7 +223,7 @@ out:
     }
     if (rs.body) explicit_bzero(rs.body, rs.len);
     conn_http_resp_free(&rs);
-    wipe_free(form);
+    conn_wipe_free(form);
     return rc;
 }
 
@@ -294,7 +251,7 @@ static dg_err get_token(pc_state *st, int64_t deadline, char **tok, uint64_t *ge
             set_fail(f, DG_ETIMEOUT, 1, "Partner Center: out of time waiting for a token");
             return DG_ETIMEOUT;
         }
-        cv_wait_until(st, deadline);
+        conn_cond_wait_until(&st->cv, &st->mu, deadline);
     }
     st->refreshing = 1;
     char *refresh = strdup(st->refresh_token);
@@ -305,21 +262,21 @@ static dg_err get_token(pc_state *st, int64_t deadline, char **tok, uint64_t *ge
     dg_err rc = refresh ? token_request(st, refresh, deadline, &access, &expires_in, &rotated, f)
                         : DG_ENOMEM;
     if (refresh == NULL) set_fail(f, rc, 1, "Partner Center: out of memory");
-    wipe_free(refresh);
+    conn_wipe_free(refresh);
 
     pthread_mutex_lock(&st->mu);
     st->refreshing = 0;
     pthread_cond_broadcast(&st->cv);
     if (rc == DG_OK) {
         int64_t now = conn_now_ms();
-        wipe_free(st->access_token);
+        conn_wipe_free(st->access_token);
         st->access_token = access;
         st->access_exp_ms =
             expires_in > PC_EXPIRY_MARGIN_S ? now + (expires_in - PC_EXPIRY_MARGIN_S) * 1000 : now;
         st->token_gen++;
         st->token_at_ms = now;
         if (rotated) {
-            wipe_free(st->refresh_token);
+            conn_wipe_free(st->refresh_token);
             st->refresh_token = rotated;
             rotated = NULL;
         }
@@ -331,7 +288,7 @@ static dg_err get_token(pc_state *st, int64_t deadline, char **tok, uint64_t *ge
         }
     }
     pthread_mutex_unlock(&st->mu);
-    wipe_free(rotated);
+    conn_wipe_free(rotated);
     if (rc != DG_OK) note(st, f->msg);
     return rc;
 }
@@ -360,16 +317,16 @@ static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSO
         size_t hn = strlen(tok) + 32;
         char *auth = malloc(hn);
         if (auth == NULL) {
-            wipe_free(tok);
+            conn_wipe_free(tok);
             set_fail(f, DG_ENOMEM, 1, "Partner Center: out of memory");
             return API_FAILED;
         }
         snprintf(auth, hn, "Authorization: Bearer %s", tok);
-        wipe_free(tok);
+        conn_wipe_free(tok);
         const char *const headers[] = {auth, "Accept: application/json", NULL};
         int64_t left = deadline - conn_now_ms();
         if (left <= 0) {
-            wipe_free(auth);
+            conn_wipe_free(auth);
             set_fail(f, DG_ETIMEOUT, 1, "Partner Center: out of time");
             note(st, f->msg);
             return API_FAILED;
@@ -379,7 +336,7 @@ static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSO
         conn_http_resp rs;
         char err[PC_MSG_MAX];
         dg_err rc = conn_http_do(st->http, &rq, &rs, err, sizeof err);
-        wipe_free(auth);
+        conn_wipe_free(auth);
         if (rc != DG_OK) {
             conn_http_resp_free(&rs);
             set_fail(f, rc, rc != DG_ETOOBIG && rc != DG_EINVAL, "Partner Center: %s", err);
@@ -431,7 +388,7 @@ static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSO
         if (!retry || attempt >= PC_ATTEMPTS) return API_FAILED;
         int64_t wait = retry_after > 0 ? (int64_t)retry_after * 1000 : 100L * attempt;
         if (conn_now_ms() + wait >= deadline) return API_FAILED;
-        sleep_ms(wait);
+        conn_sleep_ms(wait);
     }
 }
 
@@ -497,7 +454,7 @@ bad:
 
 static void referral_to_fact(referral *r, dg_reg_fact *out)
 {
-    fact_clear(out);
+    conn_fact_clear(out);
     out->lookup = DG_LOOKUP_FOUND;
     out->status = r->status;
     out->crm_id = r->crm;
@@ -512,10 +469,11 @@ static dg_err referral_fact(const cJSON *j, const char *id, dg_reg_fact *out)
 {
     referral r;
     if (referral_read(j, &r) != 0)
-        return fact_failed(out, DG_EPARSE, 1, "Partner Center: unexpected referral shape");
+        return conn_fact_fail(out, DG_EPARSE, 1, "Partner Center: unexpected referral shape");
     if (r.id && strcasecmp(r.id, id) != 0) {
         referral_free(&r);
-        return fact_failed(out, DG_EUPSTREAM, 0, "Partner Center: answer is for another referral");
+        return conn_fact_fail(out, DG_EUPSTREAM, 0,
+                              "Partner Center: answer is for another referral");
     }
     referral_to_fact(&r, out);
     referral_free(&r);
@@ -579,10 +537,10 @@ static void pc_close(void *state)
     pthread_mutex_destroy(&st->mu);
     free(st->base);
     free(st->token_url);
-    wipe_free(st->client_id);
-    wipe_free(st->client_secret);
-    wipe_free(st->refresh_token);
-    wipe_free(st->access_token);
+    conn_wipe_free(st->client_id);
+    conn_wipe_free(st->client_secret);
+    conn_wipe_free(st->refresh_token);
+    conn_wipe_free(st->access_token);
     free(st);
 }
 
@@ -594,12 +552,12 @@ static dg_err pc_open(const cfg_cloud *cc, const char *base_dir, void **state, c
     *state = NULL;
     pc_state *st = calloc(1, sizeof *st);
     if (st == NULL) return dg_errf(err, errlen, DG_ENOMEM, "partner_center: out of memory");
+    if (conn_cond_init_monotonic(&st->cv) != 0) {
+        free(st);
+        return dg_errf(err, errlen, DG_EINTERNAL,
+                       "partner_center: cannot create a condition variable");
+    }
     pthread_mutex_init(&st->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&st->cv, &ca);
-    pthread_condattr_destroy(&ca);
 
     rc = conn_http_check_base(cc->endpoint, "endpoint", err, errlen);
     if (rc != DG_OK) goto out;
@@ -642,12 +600,9 @@ out:
 static dg_err pc_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact *out)
 {
     pc_state *st = state;
-    if (!pc_valid_id(id)) {
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
-        out->error = strdup("invalid Partner Center referral id (expected [A-Za-z0-9-]{1,64})");
-        return out->error ? DG_OK : DG_ENOMEM;
-    }
+    if (!pc_valid_id(id))
+        return conn_fact_not_found(
+            out, "invalid Partner Center referral id (expected [A-Za-z0-9-]{1,64})");
     if (timeout_ms <= 0) timeout_ms = st->timeout_ms;
     int64_t deadline = conn_now_ms() + timeout_ms;
     char *eid = conn_http_escape(id);
@@ -655,7 +610,7 @@ static dg_err pc_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact 
     char *url = eid ? malloc(n) : NULL;
     if (url == NULL) {
         free(eid);
-        return fact_failed(out, DG_ENOMEM, 1, "Partner Center: out of memory");
+        return conn_fact_fail(out, DG_ENOMEM, 1, "Partner Center: out of memory");
     }
     snprintf(url, n, "%s/v1.0/engagements/referrals/%s", st->base, eid);
     free(eid);
@@ -663,12 +618,8 @@ static dg_err pc_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact 
     pc_fail f = {0};
     api_outcome o = api_get(st, url, deadline, &j, &f);
     free(url);
-    if (o == API_NOT_FOUND) {
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
-        return DG_OK;
-    }
-    if (o == API_FAILED) return fact_failed(out, f.rc, f.retryable, f.msg);
+    if (o == API_NOT_FOUND) return conn_fact_not_found(out, NULL);
+    if (o == API_FAILED) return conn_fact_fail(out, f.rc, f.retryable, f.msg);
     dg_err rc = referral_fact(j, id, out);
     cJSON_Delete(j);
     return rc;
@@ -699,18 +650,16 @@ static char *filter_url(const pc_state *st, const char *crm)
 static dg_err pc_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_reg_fact *out)
 {
     pc_state *st = state;
-    if (crm_id == NULL || *crm_id == '\0' || strlen(crm_id) > PC_STR_MAX) {
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
-        return DG_OK;
-    }
+    if (crm_id == NULL || *crm_id == '\0' || strlen(crm_id) > PC_STR_MAX)
+        return conn_fact_not_found(out, NULL);
     for (const char *p = crm_id; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return fact_failed(out, DG_EINVAL, 0, "Partner Center: CRM id has control characters");
+            return conn_fact_fail(out, DG_EINVAL, 0,
+                                  "Partner Center: CRM id has control characters");
     if (timeout_ms <= 0) timeout_ms = st->timeout_ms;
     int64_t deadline = conn_now_ms() + timeout_ms;
     char *url = filter_url(st, crm_id);
-    if (url == NULL) return fact_failed(out, DG_ENOMEM, 1, "Partner Center: out of memory");
+    if (url == NULL) return conn_fact_fail(out, DG_ENOMEM, 1, "Partner Center: out of memory");
 
     referral best = {0};
     int have = 0;
@@ -723,41 +672,40 @@ static dg_err pc_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_r
         url = NULL;
         if (o == API_NOT_FOUND) break; /* an empty result set, said the 404 way */
         if (o == API_FAILED) {
-            rc = fact_failed(out, f.rc, f.retryable, f.msg);
+            rc = conn_fact_fail(out, f.rc, f.retryable, f.msg);
             goto out;
         }
         const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "value");
         if (!cJSON_IsArray(items)) {
             cJSON_Delete(j);
-            rc = fact_failed(out, DG_EPARSE, 1, "Partner Center: unexpected list shape");
+            rc = conn_fact_fail(out, DG_EPARSE, 1, "Partner Center: unexpected list shape");
             goto out;
         }
         page_pick(items, crm_id, &best, &have);
         char *next = NULL;
         if (conn_json_str(j, "@odata.nextLink", 8192, &next) != 0) {
             cJSON_Delete(j);
-            rc = fact_failed(out, DG_EPARSE, 1, "Partner Center: malformed @odata.nextLink");
+            rc = conn_fact_fail(out, DG_EPARSE, 1, "Partner Center: malformed @odata.nextLink");
             goto out;
         }
         cJSON_Delete(j);
         if (next == NULL) break;
         if (next_link(st->origin, next, &url) == DG_EUPSTREAM) {
-            rc = fact_failed(out, DG_EUPSTREAM, 0,
-                             "Partner Center: refused an @odata.nextLink to another origin");
+            rc = conn_fact_fail(out, DG_EUPSTREAM, 0,
+                                "Partner Center: refused an @odata.nextLink to another origin");
             goto out;
         }
         if (url == NULL) {
-            rc = fact_failed(out, DG_ENOMEM, 1, "Partner Center: out of memory");
+            rc = conn_fact_fail(out, DG_ENOMEM, 1, "Partner Center: out of memory");
             goto out;
         }
         if (page + 1 >= PC_MAX_PAGES) {
-            rc = fact_failed(out, DG_ETOOBIG, 0, "Partner Center: too many result pages");
+            rc = conn_fact_fail(out, DG_ETOOBIG, 0, "Partner Center: too many result pages");
             goto out;
         }
     }
     if (!have) {
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
+        rc = conn_fact_not_found(out, NULL);
         goto out;
     }
     {
@@ -776,22 +724,16 @@ static void pc_health(void *state, char *buf, size_t n)
 {
     pc_state *st = state;
     int64_t now = conn_now_ms();
-    char tok[96];
+    char tok[96], calls[PC_MSG_MAX + 64];
     pthread_mutex_lock(&st->mu);
     if (st->access_token && now < st->access_exp_ms)
         snprintf(tok, sizeof tok, "token valid %lld s more",
                  (long long)((st->access_exp_ms - now) / 1000));
     else
         snprintf(tok, sizeof tok, "no valid token");
-    if (st->last_err_ms && st->last_err_ms >= st->last_ok_ms)
-        snprintf(buf, n, "error %lld s ago: %s; %s", (long long)((now - st->last_err_ms) / 1000),
-                 st->last_err, tok);
-    else if (st->last_ok_ms)
-        snprintf(buf, n, "ok, last success %lld s ago; %s",
-                 (long long)((now - st->last_ok_ms) / 1000), tok);
-    else
-        snprintf(buf, n, "no call yet; %s", tok);
+    conn_health_calls(calls, sizeof calls, now, st->last_ok_ms, st->last_err_ms, st->last_err);
     pthread_mutex_unlock(&st->mu);
+    snprintf(buf, n, "%s; %s", calls, tok);
 }
 
 const conn_backend conn_partner_center_backend = {
@@ -810,9 +752,10 @@ dg_err conn_pc_parse_referral(const char *body, size_t len, const char *id, dg_r
                               char *err, size_t errlen)
 {
     cJSON *j = cJSON_ParseWithLength(body, len);
-    dg_err rc = cJSON_IsObject(j) ? referral_fact(j, id ? id : "", out)
-                                  : fact_failed(out, DG_EPARSE, 1,
-                                                "Partner Center: malformed JSON in the response");
+    dg_err rc =
+        cJSON_IsObject(j)
+            ? referral_fact(j, id ? id : "", out)
+            : conn_fact_fail(out, DG_EPARSE, 1, "Partner Center: malformed JSON in the response");
     cJSON_Delete(j);
     if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", out->error ? out->error : "out of memory");
     return rc;
@@ -829,21 +772,21 @@ dg_err conn_pc_parse_list_page(const char *body, size_t len, const char *crm_id,
     cJSON *j = cJSON_ParseWithLength(body, len);
     const cJSON *items = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "value") : NULL;
     if (!cJSON_IsArray(items)) {
-        rc = fact_failed(out, DG_EPARSE, 1, "Partner Center: unexpected list shape");
+        rc = conn_fact_fail(out, DG_EPARSE, 1, "Partner Center: unexpected list shape");
         goto out;
     }
     page_pick(items, crm_id ? crm_id : "", &best, &have);
     if (conn_json_str(j, "@odata.nextLink", 8192, &next) != 0) {
-        rc = fact_failed(out, DG_EPARSE, 1, "Partner Center: malformed @odata.nextLink");
+        rc = conn_fact_fail(out, DG_EPARSE, 1, "Partner Center: malformed @odata.nextLink");
         goto out;
     }
     if (next) {
         rc = next_link(origin ? origin : "", next, next_url);
         if (rc == DG_EUPSTREAM)
-            rc = fact_failed(out, DG_EUPSTREAM, 0,
-                             "Partner Center: refused an @odata.nextLink to another origin");
+            rc = conn_fact_fail(out, DG_EUPSTREAM, 0,
+                                "Partner Center: refused an @odata.nextLink to another origin");
         else if (rc != DG_OK)
-            rc = fact_failed(out, rc, 1, "Partner Center: out of memory");
+            rc = conn_fact_fail(out, rc, 1, "Partner Center: out of memory");
         if (rc != DG_OK) goto out;
     }
     if (have) {
@@ -852,8 +795,7 @@ dg_err conn_pc_parse_list_page(const char *body, size_t len, const char *crm_id,
         referral_to_fact(&best, out);
         conn_set_str(&out->id, id);
     } else {
-        fact_clear(out);
-        out->lookup = DG_LOOKUP_NOT_FOUND;
+        conn_fact_not_found(out, NULL); /* no note: cannot fail */
     }
     rc = DG_OK;
 out:
