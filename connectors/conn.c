@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "connectors/backends.h"
+#include "connectors/http.h"
 
 #define CONN_CACHE_MAX_DEFAULT 10000
 #define CONN_BUCKETS 16384 /* power of two */
@@ -89,13 +90,6 @@ struct conn_set {
     flight *flights;
     size_t workers; /* worker threads still running */
 };
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 int conn_printable_id(const char *id)
 {
@@ -332,12 +326,12 @@ static flight *flight_find(conn_set *s, size_t inst, int kind, const char *key)
 static int64_t backend_call(const conn_inst *in, int kind, const char *key, int timeout_ms,
                             dg_reg_fact *r)
 {
-    int64_t t0 = mono_ns();
+    int64_t t0 = conn_now_ns();
     memset(r, 0, sizeof *r);
     dg_err rc = kind == KIND_BY_ID ? in->be->by_id(in->state, key, timeout_ms, r)
                                    : in->be->by_crm_id(in->state, key, timeout_ms, r);
     fact_normalize(rc, r);
-    return mono_ns() - t0;
+    return conn_now_ns() - t0;
 }
 
 const uint32_t conn_lat_bounds_us[CONN_LAT_BUCKETS] = {
@@ -374,7 +368,7 @@ static void *flight_run(void *arg)
     conn_inst *in = &s->inst[fl->inst];
     dg_reg_fact r;
     int64_t took = backend_call(in, fl->kind, fl->key, fl->timeout_ms, &r);
-    int64_t now = mono_ns();
+    int64_t now = conn_now_ns();
 
     pthread_mutex_lock(&s->mu);
     note_result(in, &r, took);
@@ -420,7 +414,6 @@ dg_err conn_set_new_with(const struct cfg *c, const conn_backend *override, size
 {
     dg_err rc = DG_ENOMEM;
     int mu_ok = 0, cv_ok = 0;
-    pthread_condattr_t ca;
     conn_set *s = calloc(1, sizeof *s);
     *out = NULL;
     if (s == NULL) {
@@ -440,17 +433,11 @@ dg_err conn_set_new_with(const struct cfg *c, const conn_backend *override, size
         goto cleanup;
     }
     mu_ok = 1;
-    if (pthread_condattr_init(&ca) != 0) {
+    if (conn_cond_init_monotonic(&s->cv) != 0) {
         rc = dg_errf(err, errlen, DG_EINTERNAL, "cannot create condition variable");
         goto cleanup;
     }
-    cv_ok =
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&s->cv, &ca) == 0;
-    pthread_condattr_destroy(&ca);
-    if (!cv_ok) {
-        rc = dg_errf(err, errlen, DG_EINTERNAL, "cannot create condition variable");
-        goto cleanup;
-    }
+    cv_ok = 1;
     for (size_t i = 0; i < c->nclouds; i++) {
         const cfg_cloud *cc = &c->clouds[i];
         const conn_backend *be = override ? override : conn_backend_for(cc->connector);
@@ -565,7 +552,7 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
                    int budget_ms, dg_facts *f)
 {
     dg_err rc = DG_ENOMEM;
-    int64_t start = mono_ns();
+    int64_t start = conn_now_ns();
     int64_t deadline = start + (int64_t)(budget_ms > 0 ? budget_ms : 0) * 1000000;
     int oom = 0;
     slot *sl = NULL;
@@ -610,9 +597,9 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
     }
 
     /* 2. Cache, join a flight in the air, or start one. */
-    int remaining_ms = budget_ms > 0 ? budget_ms - (int)((mono_ns() - start) / 1000000) : 0;
+    int remaining_ms = budget_ms > 0 ? budget_ms - (int)((conn_now_ns() - start) / 1000000) : 0;
     pthread_mutex_lock(&s->mu);
-    int64_t now = mono_ns();
+    int64_t now = conn_now_ns();
     for (size_t i = 0; i < n; i++) {
         slot *t = &sl[i];
         if (t->have) continue;
@@ -684,7 +671,7 @@ dg_err conn_lookup(conn_set *s, const dg_event *e, const char *const *clouds, si
         int pending = 0;
         for (size_t i = 0; i < n; i++)
             if (sl[i].fl && !sl[i].fl->done) pending = 1;
-        if (!pending || mono_ns() >= deadline) break;
+        if (!pending || conn_now_ns() >= deadline) break;
         int w = pthread_cond_timedwait(&s->cv, &s->mu, &abs);
         if (w != 0 && w != ETIMEDOUT && w != EINTR) break;
     }

@@ -76,13 +76,6 @@ typedef struct {
     char reload_err[FILE_ERR_MAX]; /* "" while the file on disk is the one serving */
 } fstate;
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void data_free(fdata *d)
 {
     if (d == NULL) return;
@@ -603,7 +596,7 @@ static int sig_same(const fsig *a, const struct stat *sb)
  * another thread's reload (trylock), never drops the data serving now. */
 static void maybe_reload(fstate *st)
 {
-    int64_t now = mono_ns();
+    int64_t now = conn_now_ns();
     if (pthread_mutex_trylock(&st->check_mu) != 0) return;
     if (now - st->last_check_ns < FILE_CHECK_NS) goto done;
     st->last_check_ns = now;
@@ -694,7 +687,7 @@ static dg_err file_open(const cfg_cloud *cc, const char *base_dir, void **state,
     mu_ok = 1;
     rc = load(st->path, st->cloud, &st->data, &st->sig, err, errlen);
     if (rc != DG_OK) goto cleanup;
-    st->last_check_ns = st->loaded_ns = mono_ns();
+    st->last_check_ns = st->loaded_ns = conn_now_ns();
     *state = st;
     st = NULL;
     rc = DG_OK;
@@ -770,7 +763,7 @@ static void file_health(void *state, char *buf, size_t n)
     pthread_rwlock_rdlock(&st->lock);
     size_t nreg = st->data->nreg;
     pthread_rwlock_unlock(&st->lock);
-    long long age = (long long)((mono_ns() - st->loaded_ns) / 1000000000);
+    long long age = (long long)((conn_now_ns() - st->loaded_ns) / 1000000000);
     if (st->reload_err[0])
         snprintf(buf, n, "error: reload failed (%s); serving %zu registrations loaded %lld s ago",
                  st->reload_err, nreg, age);
