@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@
 #define DLOG_DAYLEN 48 /* room for any int fields, to please -Wformat */
 #define DLOG_TIMELEN 96
 #define DLOG_TIME_MAX INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
+#define DLOG_CKPT_FRAMES 4000 /* WAL frames that start a checkpoint (16 MiB of 4 KiB pages) */
 
 /* ---- schema ------------------------------------------------------------------------------ */
 
@@ -231,14 +233,11 @@ enum {
     W_SAVEPOINT,
     W_RELEASE,
     W_ROLLBACK_TO,
-    W_EVENT_EXISTS,
     W_INS_DECISION,
     W_DEAL_ENSURE,
     W_DEAL_SELECT,
     W_DEAL_UPDATE,
     W_STAGE_RAW,
-    W_DAILY_INC,
-    W_DAILY_CODES,
     W_INS_COMP,
     W_RETRY,
     W_COUNT
@@ -251,7 +250,6 @@ static const char *const wsql[W_COUNT] = {
     [W_SAVEPOINT] = "SAVEPOINT dlog_row",
     [W_RELEASE] = "RELEASE dlog_row",
     [W_ROLLBACK_TO] = "ROLLBACK TO dlog_row",
-    [W_EVENT_EXISTS] = "SELECT 1 FROM decisions WHERE adapter = ?1 AND event_id = ?2",
     [W_INS_DECISION] =
         "INSERT INTO decisions (id, time_ms, adapter, event_id, body_hash, opp_id, pipeline,"
         " name, account, owner, amount, currency, clouds, from_stage, from_raw, to_stage, to_raw,"
@@ -307,14 +305,6 @@ static const char *const wsql[W_COUNT] = {
                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (opp_id, stage) DO UPDATE"
                     " SET raw = excluded.raw, time_ms = excluded.time_ms"
                     " WHERE excluded.time_ms >= deal_stage_raw.time_ms",
-    [W_DAILY_INC] = "INSERT INTO daily (day, metric, key, count) VALUES (?1, ?2, ?3, 1)"
-                    " ON CONFLICT (day, metric, key) DO UPDATE SET count = count + 1",
-    /* One count per distinct code of a JSON array of {"code": ...} objects. */
-    [W_DAILY_CODES] = "INSERT INTO daily (day, metric, key, count)"
-                      " SELECT ?1, ?2, code, 1 FROM (SELECT DISTINCT"
-                      " json_extract(value, '$.code') AS code FROM json_each(?3)"
-                      " WHERE type = 'object') WHERE code IS NOT NULL"
-                      " ON CONFLICT (day, metric, key) DO UPDATE SET count = count + 1",
     [W_INS_COMP] = "INSERT INTO comp_checks (id, time_ms, batch_id, deal_id, rep, channel, cloud,"
                    " currency, violation, codes, shortfall, result_json)"
                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -352,9 +342,18 @@ struct req {
     void *arg;
     int64_t now_s;
     char *mem;
-    int done; /* set by the writer under l->mu */
+    sem_t done; /* posted once rc/err are final and the write is durable */
     dg_err rc;
     char err[DLOG_ERRLEN];
+};
+
+/* A committed (or failed) batch waiting for the syncer: its requests are answered only
+ * once an fdatasync of the WAL that started after the commit has returned. */
+struct pending {
+    struct pending *next;
+    struct req *reqs;
+    uint64_t seq;  /* the commit's sequence number (l->visible_seq when it committed) */
+    int committed; /* 0: the batch failed, nothing to make durable */
 };
 
 struct rconn {
@@ -379,8 +378,33 @@ struct dlog {
     uint64_t batch_hist[DLOG_BATCH_BUCKETS + 1]; /* commits by rows written (dlog_batch_sizes) */
     pthread_t writer;
     int writer_started;
+    int writer_ran; /* the writer thread ran (and has stopped): optimize at close */
 
     atomic_int healthy;
+
+    /* Durability (see "Durability" in docs/internals/decision-log.md): the writer commits
+     * with synchronous=NORMAL and hands each batch to the syncer thread, which answers it
+     * after an fdatasync of the WAL (wal_fd) that began after the commit. */
+    int wal_fd;
+    atomic_uint_fast64_t visible_seq; /* bumped by the writer just before each COMMIT */
+    atomic_uint_fast64_t synced_seq;  /* every commit up to this one is on stable storage */
+    pthread_mutex_t smu;              /* guards the pending list, sync_stop, sync_waiters */
+    pthread_cond_t scv_work, scv_synced;
+    struct pending *phead, *ptail;
+    int sync_stop;
+    int sync_waiters; /* readers waiting in wait_durable() */
+    pthread_t syncer;
+    int syncer_started;
+
+    /* Checkpoints run on their own connection and thread, so the writer never stalls on
+     * copying the WAL back into the database file. */
+    sqlite3 *cdb;
+    pthread_mutex_t cmu; /* guards ckpt_want, ckpt_stop */
+    pthread_cond_t ccv;
+    int ckpt_want, ckpt_stop;
+    pthread_t ckpt;
+    int ckpt_started;
+    atomic_uint_fast64_t checkpoints; /* completed, for tests and /metrics */
 
     pthread_mutex_t rmu; /* guards rc[].busy */
     pthread_cond_t rcv;
@@ -708,17 +732,19 @@ static void req_free(struct req *r)
     free(r);
 }
 
-/* Queues r and waits until the writer has handled it. Takes ownership of r. */
+/* Queues r and waits until the writer has handled it and its commit is durable. Takes
+ * ownership of r. Each caller sleeps on its own semaphore, so a batch wakes exactly its own
+ * callers (no broadcast through the queue's mutex). */
 static dg_err submit(dlog *l, struct req *r, char *err, size_t errlen)
 {
     dg_err rc;
+    int queued = 0;
+    sem_init(&r->done, 0, 0);
     pthread_mutex_lock(&l->mu);
     l->inflight++;
     while (!l->stopping && l->queued >= DLOG_QUEUE_MAX)
         pthread_cond_wait(&l->cv_space, &l->mu);
-    if (l->stopping) {
-        rc = dg_errf(err, errlen, DG_EDB, "decision log is closed");
-    } else {
+    if (!l->stopping) {
         r->next = NULL;
         if (l->tail)
             l->tail->next = r;
@@ -726,16 +752,24 @@ static dg_err submit(dlog *l, struct req *r, char *err, size_t errlen)
             l->head = r;
         l->tail = r;
         l->queued++;
+        queued = 1;
         pthread_cond_signal(&l->cv_work);
-        while (!r->done)
-            pthread_cond_wait(&l->cv_done, &l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (queued) {
+        while (sem_wait(&r->done) != 0 && errno == EINTR) {
+        }
         rc = r->rc;
         if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", r->err);
+    } else {
+        rc = dg_errf(err, errlen, DG_EDB, "decision log is closed");
     }
+    sem_destroy(&r->done);
+    req_free(r);
+    pthread_mutex_lock(&l->mu);
     l->inflight--;
     if (l->stopping && l->inflight == 0) pthread_cond_broadcast(&l->cv_done);
     pthread_mutex_unlock(&l->mu);
-    req_free(r);
     return rc;
 }
 
@@ -749,27 +783,43 @@ static dg_err req_fail(dlog *l, struct req *r, const char *what)
     return DG_EDB;
 }
 
+/* Adds one to a per-day counter, in the batch's sums (written once, before COMMIT). */
 static dg_err count_daily(dlog *l, struct req *r, const char *day, const char *metric,
                           const char *key)
 {
-    sqlite3_stmt *st = l->wst[W_DAILY_INC];
-    bind_text(st, 1, day);
-    bind_text(st, 2, metric);
-    bind_text(st, 3, key ? key : "");
-    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "daily counters");
+    if (dlog_counts_add(dlog_kpi_counts(l->kpi), day, metric, key, 1) != 0) {
+        r->rc = dg_errf(r->err, sizeof r->err, DG_ENOMEM, "decision log: out of memory");
+        return DG_ENOMEM;
+    }
     return DG_OK;
 }
 
+/* The "code" string of a reasons/warnings array item, or NULL. */
+static const char *item_code(const cJSON *it)
+{
+    const cJSON *code = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "code") : NULL;
+    return cJSON_IsString(code) ? code->valuestring : NULL;
+}
+
+/* One count per distinct "code" of a JSON array of objects (reasons, warnings). */
 static dg_err count_codes(dlog *l, struct req *r, const char *day, const char *metric,
                           const char *json)
 {
     if (json == NULL) return DG_OK;
-    sqlite3_stmt *st = l->wst[W_DAILY_CODES];
-    bind_text(st, 1, day);
-    bind_text(st, 2, metric);
-    bind_text(st, 3, json);
-    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "daily counters");
-    return DG_OK;
+    cJSON *a = cJSON_Parse(json);
+    dg_err rc = DG_OK;
+    for (const cJSON *it = a ? a->child : NULL; it && rc == DG_OK; it = it->next) {
+        const char *code = item_code(it);
+        if (code == NULL) continue;
+        int dup = 0;
+        for (const cJSON *p = a->child; p != it && !dup; p = p->next) {
+            const char *c = item_code(p);
+            dup = c != NULL && strcmp(c, code) == 0;
+        }
+        if (!dup) rc = count_daily(l, r, day, metric, code);
+    }
+    cJSON_Delete(a);
+    return rc;
 }
 
 static dg_err note_stage_raw(dlog *l, struct req *r, const char *stage, const char *raw)
@@ -841,25 +891,17 @@ static dg_err update_deal(dlog *l, struct req *r)
     return note_stage_raw(l, r, d->to_stage, d->to_raw);
 }
 
-static dg_err apply_decision(dlog *l, struct req *r)
+/* Writes decision r: its row, the deal's state, the KPI state and the per-day counters.
+ * The row's INSERT comes first and is atomic, so when it fails (DG_EEXISTS: the event id is
+ * logged already, by an earlier batch or earlier in this one; the UNIQUE index finds it)
+ * nothing was written and *wrote stays 0. Once *wrote is 1, a failure leaves partial writes
+ * that only a savepoint or the whole transaction can undo. */
+static dg_err apply_decision(dlog *l, struct req *r, int *wrote)
 {
     const dlog_decision *d = &r->d;
     sqlite3_stmt *st;
 
-    if (d->event_id != NULL) {
-        st = l->wst[W_EVENT_EXISTS];
-        bind_text(st, 1, d->adapter);
-        bind_text(st, 2, d->event_id);
-        int src = sqlite3_step(st);
-        stmt_done(st);
-        if (src == SQLITE_ROW) {
-            r->rc = dg_errf(r->err, sizeof r->err, DG_EEXISTS,
-                            "event %s of adapter %s is already logged", d->event_id, d->adapter);
-            return DG_EEXISTS;
-        }
-        if (src != SQLITE_DONE) return req_fail(l, r, "event look-up");
-    }
-
+    *wrote = 0;
     st = l->wst[W_INS_DECISION];
     const char *txt[] = {d->id,
                          NULL,
@@ -905,6 +947,7 @@ static dg_err apply_decision(dlog *l, struct req *r)
         }
         return req_fail(l, r, "insert decision");
     }
+    *wrote = 1;
 
     if (update_deal(l, r) != DG_OK) return DG_EDB;
     if (dlog_kpi_decision(l->kpi, d, r->err, sizeof r->err) != DG_OK) {
@@ -977,56 +1020,132 @@ static void batch_fail(dlog *l, struct req *batch, const char *what, const char 
     atomic_store(&l->healthy, 0);
 }
 
-/* Writes one batch in one transaction. Returns 1 if it committed (*rows: rows written), 0 if
- * not. Every request's rc/err is set. Runs on the writer thread only. */
-static int run_batch(dlog *l, struct req *batch, uint64_t *rows)
+/* Runs request r inside its own savepoint: if it fails, its writes (and its counter
+ * increments) alone are undone and r->rc says why. Returns 0, or -1 when the transaction
+ * itself is lost (an error SQLite rolled back, or a savepoint statement failed). */
+static int run_in_savepoint(dlog *l, struct req *r)
+{
+    dlog_counts *cn = dlog_kpi_counts(l->kpi);
+    size_t mark = dlog_counts_mark(cn);
+    int wrote = 0;
+    if (run_stmt(l->wst[W_SAVEPOINT]) != SQLITE_DONE) return -1;
+    dg_err e = r->kind == RQ_DECISION ? apply_decision(l, r, &wrote)
+               : r->kind == RQ_COMP   ? apply_comp(l, r)
+               : r->kind == RQ_CALL   ? r->fn(l->wdb, r->arg, r->err, sizeof r->err)
+                                      : apply_retry(l, r);
+    if (e == DG_OK) return run_stmt(l->wst[W_RELEASE]) == SQLITE_DONE ? 0 : -1;
+    if (sqlite3_get_autocommit(l->wdb)) return -1;
+    if (run_stmt(l->wst[W_ROLLBACK_TO]) != SQLITE_DONE ||
+        run_stmt(l->wst[W_RELEASE]) != SQLITE_DONE)
+        return -1;
+    dlog_counts_undo(cn, mark);
+    r->rc = e;
+    return 0;
+}
+
+enum { BATCH_FAILED = 0, BATCH_COMMITTED = 1, BATCH_REDO = 2 };
+
+/* Writes one batch in one transaction; every request's rc/err is set. Runs on the writer
+ * thread only.
+ *
+ * Fast mode (safe = 0): decisions run first and without savepoints. A savepoint costs a
+ * copy of every page the request touches (SQLite's statement journal), and a decision
+ * either fails at its first, atomic INSERT (a logged event id: nothing written) or not at
+ * all short of an I/O error. Should one fail after writing, the transaction is rolled back
+ * and BATCH_REDO returned: the caller runs the batch again in safe mode. Every other
+ * request (rare) runs in its own savepoint, after the decisions, so a redo never runs a
+ * callback twice. Safe mode: every request in its own savepoint, in queue order.
+ *
+ * Returns BATCH_COMMITTED (*rows: rows written; *seq: the commit's sequence number),
+ * BATCH_FAILED, or BATCH_REDO. */
+static int run_batch(dlog *l, struct req *batch, int safe, uint64_t *rows, uint64_t *seq)
 {
     sqlite3 *db = l->wdb;
     char msg[DLOG_ERRLEN];
+    dlog_counts *cn = dlog_kpi_counts(l->kpi);
 
+    *seq = 0;
+    dlog_counts_reset(cn);
     if (run_stmt(l->wst[W_BEGIN]) != SQLITE_DONE) {
         snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db));
         if (!sqlite3_get_autocommit(db)) run_stmt(l->wst[W_ROLLBACK]);
         batch_fail(l, batch, "begin", msg);
-        return 0;
+        return BATCH_FAILED;
     }
     for (struct req *r = batch; r; r = r->next) {
         r->rc = DG_OK;
         r->err[0] = '\0';
-        if (run_stmt(l->wst[W_SAVEPOINT]) != SQLITE_DONE) goto abort;
-        dg_err e = r->kind == RQ_DECISION ? apply_decision(l, r)
-                   : r->kind == RQ_COMP   ? apply_comp(l, r)
-                   : r->kind == RQ_CALL   ? r->fn(l->wdb, r->arg, r->err, sizeof r->err)
-                                          : apply_retry(l, r);
-        if (e == DG_OK) {
-            if (run_stmt(l->wst[W_RELEASE]) != SQLITE_DONE) goto abort;
-            continue;
-        }
-        /* this request alone is undone, unless the error ended the whole transaction
-         * (I/O errors, disk full) */
-        if (sqlite3_get_autocommit(db)) goto abort;
-        if (run_stmt(l->wst[W_ROLLBACK_TO]) != SQLITE_DONE ||
-            run_stmt(l->wst[W_RELEASE]) != SQLITE_DONE)
-            goto abort;
-        r->rc = e;
     }
+    for (int pass = safe ? 1 : 0; pass < 2; pass++) {
+        for (struct req *r = batch; r; r = r->next) {
+            if (pass == 0 && r->kind != RQ_DECISION) continue;
+            if (pass == 1 && !safe && r->kind == RQ_DECISION) continue;
+            if (pass == 1) {
+                if (run_in_savepoint(l, r) != 0) goto abort;
+                continue;
+            }
+            int wrote = 0;
+            dg_err e = apply_decision(l, r, &wrote);
+            if (e == DG_OK) continue;
+            if (sqlite3_get_autocommit(db)) goto abort;
+            if (wrote) { /* partial writes: undo the transaction, redo in safe mode */
+                run_stmt(l->wst[W_ROLLBACK]);
+                dlog_counts_reset(cn);
+                return BATCH_REDO;
+            }
+            r->rc = e; /* refused at its INSERT: nothing of it was written */
+        }
+    }
+    if (dlog_kpi_flush(l->kpi, msg, sizeof msg) != DG_OK) goto abort;
+    *seq = atomic_fetch_add(&l->visible_seq, 1) + 1; /* before the commit can be seen */
     if (run_stmt(l->wst[W_COMMIT]) != SQLITE_DONE) {
         snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db));
         if (!sqlite3_get_autocommit(db)) run_stmt(l->wst[W_ROLLBACK]);
+        dlog_counts_reset(cn);
         batch_fail(l, batch, "commit", msg);
-        return 0;
+        return BATCH_FAILED;
     }
     atomic_store(&l->healthy, 1);
     *rows = 0;
     for (struct req *r = batch; r; r = r->next)
         if (r->rc == DG_OK) *rows += req_rows(r);
-    return 1;
+    return BATCH_COMMITTED;
 
 abort:
     snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db));
     if (!sqlite3_get_autocommit(db)) run_stmt(l->wst[W_ROLLBACK]);
+    dlog_counts_reset(cn);
     batch_fail(l, batch, "write", msg);
-    return 0;
+    return BATCH_FAILED;
+}
+
+/* Hands a batch to the syncer, which answers its requests once the commit is durable. */
+static void hand_to_syncer(dlog *l, struct req *batch, uint64_t seq, int committed)
+{
+    struct pending *p = malloc(sizeof *p);
+    if (p == NULL) {
+        /* cannot queue it: make it durable here, then answer */
+        int ok = !committed || fdatasync(l->wal_fd) == 0;
+        for (struct req *r = batch, *next; r; r = next) {
+            next = r->next; /* r belongs to its caller once posted */
+            if (!ok && r->rc == DG_OK)
+                r->rc = dg_errf(r->err, sizeof r->err, DG_EDB, "decision log sync failed");
+            sem_post(&r->done);
+        }
+        return;
+    }
+    p->next = NULL;
+    p->reqs = batch;
+    p->seq = seq;
+    p->committed = committed;
+    pthread_mutex_lock(&l->smu);
+    if (l->ptail)
+        l->ptail->next = p;
+    else
+        l->phead = p;
+    l->ptail = p;
+    pthread_cond_signal(&l->scv_work);
+    pthread_mutex_unlock(&l->smu);
 }
 
 static void *writer_main(void *arg)
@@ -1043,11 +1162,12 @@ static void *writer_main(void *arg)
         pthread_cond_broadcast(&l->cv_space);
         pthread_mutex_unlock(&l->mu);
 
-        uint64_t rows = 0;
-        int ok = run_batch(l, batch, &rows);
+        uint64_t rows = 0, seq = 0;
+        int res = run_batch(l, batch, 0, &rows, &seq);
+        if (res == BATCH_REDO) res = run_batch(l, batch, 1, &rows, &seq);
 
         pthread_mutex_lock(&l->mu);
-        if (ok) {
+        if (res == BATCH_COMMITTED) {
             l->batches++;
             l->rows += rows;
             size_t b = 0;
@@ -1055,13 +1175,119 @@ static void *writer_main(void *arg)
                 b++;
             l->batch_hist[b]++;
         }
-        for (struct req *r = batch, *next; r; r = next) {
-            next = r->next; /* r belongs to its waiter once done is set */
-            r->done = 1;
-        }
-        pthread_cond_broadcast(&l->cv_done);
+        hand_to_syncer(l, batch, seq, res == BATCH_COMMITTED);
     }
     pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* The syncer: one fdatasync of the WAL answers every batch committed before it began (a
+ * group commit across batches), while the writer is already writing the next batch. */
+static void *syncer_main(void *arg)
+{
+    dlog *l = arg;
+    pthread_mutex_lock(&l->smu);
+    for (;;) {
+        while (l->phead == NULL && !l->sync_stop)
+            pthread_cond_wait(&l->scv_work, &l->smu);
+        if (l->phead == NULL) break; /* stopping, and every batch is answered */
+        struct pending *list = l->phead;
+        l->phead = l->ptail = NULL;
+        pthread_mutex_unlock(&l->smu);
+
+        uint64_t top = 0;
+        int need = 0, ok = 1;
+        char msg[DLOG_ERRLEN] = "";
+        for (struct pending *p = list; p; p = p->next) {
+            if (p->seq > top) top = p->seq;
+            need |= p->committed;
+        }
+        if (need && fdatasync(l->wal_fd) != 0) {
+            ok = 0;
+            snprintf(msg, sizeof msg, "decision log sync failed: %s", strerror(errno));
+            atomic_store(&l->healthy, 0);
+        }
+        pthread_mutex_lock(&l->smu);
+        if (ok && top > atomic_load(&l->synced_seq)) atomic_store(&l->synced_seq, top);
+        if (l->sync_waiters > 0) pthread_cond_broadcast(&l->scv_synced);
+        pthread_mutex_unlock(&l->smu);
+
+        for (struct pending *p = list, *pn; p; p = pn) {
+            pn = p->next;
+            for (struct req *r = p->reqs, *next; r; r = next) {
+                next = r->next; /* r belongs to its caller once posted */
+                if (!ok && p->committed && r->rc == DG_OK)
+                    r->rc = dg_errf(r->err, sizeof r->err, DG_EDB, "%s", msg);
+                sem_post(&r->done);
+            }
+            free(p);
+        }
+        pthread_mutex_lock(&l->smu);
+    }
+    pthread_mutex_unlock(&l->smu);
+    return NULL;
+}
+
+/* Waits until every commit a read may have seen is durable, so that nothing is answered
+ * from the log (a replay, a decision by id) before it would survive a power loss. Returns
+ * DG_OK, or DG_EDB when the syncer cannot make it durable within DLOG_BUSY_MS. */
+static dg_err wait_durable(dlog *l)
+{
+    uint64_t want = atomic_load(&l->visible_seq);
+    if (atomic_load(&l->synced_seq) >= want) return DG_OK;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += DLOG_BUSY_MS / 1000;
+    dg_err rc = DG_OK;
+    pthread_mutex_lock(&l->smu);
+    l->sync_waiters++;
+    while (atomic_load(&l->synced_seq) < want && rc == DG_OK)
+        if (pthread_cond_timedwait(&l->scv_synced, &l->smu, &until) == ETIMEDOUT &&
+            atomic_load(&l->synced_seq) < want)
+            rc = DG_EDB;
+    l->sync_waiters--;
+    pthread_mutex_unlock(&l->smu);
+    return rc;
+}
+
+/* Called by SQLite after each commit of the writer with the WAL's size in frames: past
+ * DLOG_CKPT_FRAMES, the checkpointer is asked to copy the WAL back into the database. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    dlog *l = arg;
+    if (frames >= DLOG_CKPT_FRAMES) {
+        pthread_mutex_lock(&l->cmu);
+        if (!l->ckpt_want) {
+            l->ckpt_want = 1;
+            pthread_cond_signal(&l->ccv);
+        }
+        pthread_mutex_unlock(&l->cmu);
+    }
+    return SQLITE_OK;
+}
+
+/* The checkpointer: PASSIVE checkpoints on its own connection (they never block the writer
+ * or the readers; the WAL starts over once one has copied everything and no reader needs
+ * the old frames). */
+static void *ckpt_main(void *arg)
+{
+    dlog *l = arg;
+    pthread_mutex_lock(&l->cmu);
+    for (;;) {
+        while (!l->ckpt_want && !l->ckpt_stop)
+            pthread_cond_wait(&l->ccv, &l->cmu);
+        if (l->ckpt_stop) break;
+        l->ckpt_want = 0;
+        pthread_mutex_unlock(&l->cmu);
+        int log = 0, copied = 0;
+        if (sqlite3_wal_checkpoint_v2(l->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) ==
+            SQLITE_OK)
+            atomic_fetch_add(&l->checkpoints, 1);
+        pthread_mutex_lock(&l->cmu);
+    }
+    pthread_mutex_unlock(&l->cmu);
     return NULL;
 }
 
@@ -1156,10 +1382,13 @@ static dg_err open_writer(dlog *l, char *err, size_t errlen)
     if (!ok)
         return dg_errf(err, errlen, DG_EDB, "cannot put %s in WAL mode: %s", l->path,
                        sqlite3_errmsg(l->wdb));
-    /* FULL: in WAL mode NORMAL may lose the last commits on power loss, and a decision is
-     * acknowledged only once its commit is durable. */
+    /* NORMAL: the commit writes the WAL without syncing it; the syncer thread fdatasyncs the
+     * WAL before any request of the batch is answered, which is what FULL would do inside
+     * the commit (docs/internals/decision-log.md, "Durability"). Checkpoints still sync the
+     * WAL and the database file as under FULL. temp_store=MEMORY keeps SQLite's statement
+     * journals (savepoints) off the disk. */
     if (exec_sql(l->wdb,
-                 "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+                 "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
                  " PRAGMA journal_size_limit=67108864",
                  "setup", err, errlen) != DG_OK)
         return DG_EDB;
@@ -1169,7 +1398,47 @@ static dg_err open_writer(dlog *l, char *err, size_t errlen)
             SQLITE_OK)
             return dg_errf(err, errlen, DG_EDB, "decision log: cannot prepare statement %d: %s", i,
                            sqlite3_errmsg(l->wdb));
-    return dlog_kpi_open(l->wdb, &l->kpi, err, errlen);
+    if (dlog_kpi_open(l->wdb, &l->kpi, err, errlen) != DG_OK) return DG_EDB;
+    /* replaces SQLite's automatic checkpoints: they run on the checkpointer's connection */
+    sqlite3_wal_hook(l->wdb, wal_hook, l);
+    return DG_OK;
+}
+
+/* The checkpointer's connection, and a descriptor of the WAL for the syncer. The WAL exists
+ * once the writer has opened the log in WAL mode; the directory is synced once so that the
+ * WAL's (and a new database file's) directory entry survives a power loss too. */
+static dg_err open_durability(dlog *l, char *err, size_t errlen)
+{
+    if (sqlite3_open_v2(l->path, &l->cdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK)
+        return dg_errf(err, errlen, DG_EDB, "cannot open %s for checkpoints: %s", l->path,
+                       l->cdb ? sqlite3_errmsg(l->cdb) : "out of memory");
+    sqlite3_busy_timeout(l->cdb, DLOG_BUSY_MS);
+    if (exec_sql(l->cdb, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256", "checkpointer setup",
+                 err, errlen) != DG_OK)
+        return DG_EDB;
+    size_t n = strlen(l->path) + sizeof "-wal";
+    char *wal = malloc(n);
+    if (wal == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    snprintf(wal, n, "%s-wal", l->path);
+    l->wal_fd = open(wal, O_RDWR | O_CLOEXEC);
+    if (l->wal_fd < 0) {
+        dg_errf(err, errlen, DG_EIO, "cannot open %s: %s", wal, strerror(errno));
+        free(wal);
+        return DG_EIO;
+    }
+    free(wal);
+    char *dir = strdup(l->path);
+    if (dir == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL) *slash = '\0';
+    int dfd = open(slash != NULL && *dir ? dir : (slash != NULL ? "/" : "."),
+                   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int ok = dfd >= 0 && fsync(dfd) == 0 && fdatasync(l->wal_fd) == 0;
+    if (!ok) dg_errf(err, errlen, DG_EIO, "cannot sync %s: %s", dir, strerror(errno));
+    if (dfd >= 0) close(dfd);
+    free(dir);
+    return ok ? DG_OK : DG_EIO;
 }
 
 static dg_err open_readers(dlog *l, char *err, size_t errlen)
@@ -1188,10 +1457,43 @@ static dg_err open_readers(dlog *l, char *err, size_t errlen)
     return DG_OK;
 }
 
-/* Frees l and everything it owns; the writer thread must not be running. */
+/* Stops the log's threads: the writer first (it commits everything queued), then the syncer
+ * (it answers every batch), then the checkpointer. */
+static void stop_threads(dlog *l)
+{
+    if (l->writer_started) {
+        pthread_mutex_lock(&l->mu);
+        l->stopping = 1;
+        pthread_cond_broadcast(&l->cv_work);
+        pthread_cond_broadcast(&l->cv_space);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->writer, NULL); /* it drains the queue first */
+        l->writer_started = 0;
+        l->writer_ran = 1;
+    }
+    if (l->syncer_started) {
+        pthread_mutex_lock(&l->smu);
+        l->sync_stop = 1;
+        pthread_cond_broadcast(&l->scv_work);
+        pthread_mutex_unlock(&l->smu);
+        pthread_join(l->syncer, NULL);
+        l->syncer_started = 0;
+    }
+    if (l->ckpt_started) {
+        pthread_mutex_lock(&l->cmu);
+        l->ckpt_stop = 1;
+        pthread_cond_broadcast(&l->ccv);
+        pthread_mutex_unlock(&l->cmu);
+        pthread_join(l->ckpt, NULL);
+        l->ckpt_started = 0;
+    }
+}
+
+/* Frees l and everything it owns; its threads must not be running. */
 static void dlog_free(dlog *l)
 {
     if (l == NULL) return;
+    stop_threads(l);
     for (int i = 0; i < DLOG_READERS; i++) {
         for (int j = 0; j < R_COUNT; j++)
             sqlite3_finalize(l->rc[i].st[j]);
@@ -1200,9 +1502,16 @@ static void dlog_free(dlog *l)
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(l->wst[i]);
     dlog_kpi_close(l->kpi);
-    if (l->writer_started) /* bounded, so a large log does not slow down shutdown */
+    sqlite3_close(l->cdb);
+    if (l->wal_fd >= 0) close(l->wal_fd);
+    if (l->writer_ran) /* bounded, so a large log does not slow down shutdown */
         sqlite3_exec(l->wdb, "PRAGMA analysis_limit=400; PRAGMA optimize", NULL, NULL, NULL);
     sqlite3_close(l->wdb); /* the last connection checkpoints the WAL */
+    pthread_mutex_destroy(&l->smu);
+    pthread_cond_destroy(&l->scv_work);
+    pthread_cond_destroy(&l->scv_synced);
+    pthread_mutex_destroy(&l->cmu);
+    pthread_cond_destroy(&l->ccv);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv_work);
     pthread_cond_destroy(&l->cv_done);
@@ -1235,7 +1544,16 @@ dg_err dlog_open(const char *data_dir, dlog **out, char *err, size_t errlen)
     pthread_cond_init(&l->cv_space, NULL);
     pthread_mutex_init(&l->rmu, NULL);
     pthread_cond_init(&l->rcv, NULL);
+    pthread_mutex_init(&l->smu, NULL);
+    pthread_cond_init(&l->scv_work, NULL);
+    pthread_cond_init(&l->scv_synced, NULL);
+    pthread_mutex_init(&l->cmu, NULL);
+    pthread_cond_init(&l->ccv, NULL);
     atomic_init(&l->healthy, 1);
+    atomic_init(&l->visible_seq, 0);
+    atomic_init(&l->synced_seq, 0);
+    atomic_init(&l->checkpoints, 0);
+    l->wal_fd = -1;
 
     if ((rc = make_dir(data_dir, err, errlen)) != DG_OK) goto done;
     size_t n = strlen(data_dir) + sizeof "/" DLOG_FILE;
@@ -1255,6 +1573,18 @@ dg_err dlog_open(const char *data_dir, dlog **out, char *err, size_t errlen)
     rc = DG_EDB;
     if (open_writer(l, err, errlen) != DG_OK) goto done;
     if (open_readers(l, err, errlen) != DG_OK) goto done;
+    if ((rc = open_durability(l, err, errlen)) != DG_OK) goto done;
+    rc = DG_EDB;
+    if (pthread_create(&l->syncer, NULL, syncer_main, l) != 0) {
+        dg_errf(err, errlen, DG_EDB, "cannot start the decision log syncer");
+        goto done;
+    }
+    l->syncer_started = 1;
+    if (pthread_create(&l->ckpt, NULL, ckpt_main, l) != 0) {
+        dg_errf(err, errlen, DG_EDB, "cannot start the decision log checkpointer");
+        goto done;
+    }
+    l->ckpt_started = 1;
     if (pthread_create(&l->writer, NULL, writer_main, l) != 0) {
         dg_errf(err, errlen, DG_EDB, "cannot start the decision log writer");
         goto done;
@@ -1272,18 +1602,11 @@ done:
 void dlog_close(dlog *l)
 {
     if (l == NULL) return;
-    if (l->writer_started) {
-        pthread_mutex_lock(&l->mu);
-        l->stopping = 1;
-        pthread_cond_broadcast(&l->cv_work);
-        pthread_cond_broadcast(&l->cv_space);
-        pthread_mutex_unlock(&l->mu);
-        pthread_join(l->writer, NULL); /* it drains the queue first */
-        pthread_mutex_lock(&l->mu);
-        while (l->inflight > 0)
-            pthread_cond_wait(&l->cv_done, &l->mu);
-        pthread_mutex_unlock(&l->mu);
-    }
+    stop_threads(l); /* everything queued is committed, made durable and answered */
+    pthread_mutex_lock(&l->mu);
+    while (l->inflight > 0)
+        pthread_cond_wait(&l->cv_done, &l->mu);
+    pthread_mutex_unlock(&l->mu);
     dlog_free(l);
 }
 
@@ -1466,6 +1789,12 @@ static dg_err read_row(dlog *l, int which, const char *p1, const char *p2, int h
         goto done;
     }
     if (i64_col >= 0 && i64) *i64 = sqlite3_column_int64(st, i64_col);
+    stmt_done(st);
+    st = NULL;
+    reader_put(l, c);
+    c = NULL;
+    /* a decision is never answered (replayed, shown) before its commit is durable */
+    if (which != R_DEAL_STATE && which != R_STAGE_RAW && wait_durable(l) != DG_OK) goto done;
     for (int i = 0; i < ncols; i++) {
         if (out[i]) *out[i] = vals[i];
         vals[i] = NULL;
@@ -1473,7 +1802,7 @@ static dg_err read_row(dlog *l, int which, const char *p1, const char *p2, int h
     rc = DG_OK;
 done:
     if (st) stmt_done(st);
-    reader_put(l, c);
+    if (c) reader_put(l, c);
     for (int i = 0; i < 3; i++)
         free(vals[i]);
     return rc;

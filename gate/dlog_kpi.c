@@ -54,6 +54,7 @@ static const char *const ksql[K_COUNT] = {
 struct dlog_kpi {
     sqlite3 *db;
     sqlite3_stmt *st[K_COUNT];
+    dlog_counts *counts; /* this batch's `daily` increments, written by dlog_kpi_flush */
 };
 
 /* ---- small sets of cloud keys ---------------------------------------------------------- */
@@ -358,17 +359,23 @@ static dg_err db_fail(dlog_kpi *k, const char *what, char *err, size_t errlen)
     return dg_errf(err, errlen, DG_EDB, "decision log: %s: %s", what, sqlite3_errmsg(k->db));
 }
 
+/* Adds n to a `daily` counter: into the batch's sums, written by dlog_kpi_flush. */
 static dg_err add_daily(dlog_kpi *k, const char *day, const char *metric, const char *key,
                         int64_t n, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = k->st[K_ADD];
-    bind_txt(st, 1, day);
-    bind_txt(st, 2, metric);
-    bind_txt(st, 3, key);
-    sqlite3_bind_int64(st, 4, n);
-    int rc = sqlite3_step(st);
-    st_done(st);
-    return rc == SQLITE_DONE ? DG_OK : db_fail(k, "kpi counters", err, errlen);
+    if (dlog_counts_add(k->counts, day, metric, key, n) != 0)
+        return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    return DG_OK;
+}
+
+dlog_counts *dlog_kpi_counts(dlog_kpi *k)
+{
+    return k->counts;
+}
+
+dg_err dlog_kpi_flush(dlog_kpi *k, char *err, size_t errlen)
+{
+    return dlog_counts_flush(k->counts, k->st[K_ADD], err, errlen);
 }
 
 /* Takes the increments of an accounted text back out of `daily` (sign -1) or adds them. */
@@ -702,6 +709,7 @@ static dg_err exec(dlog_kpi *k, const char *sql, char *err, size_t errlen)
 
 dg_err dlog_kpi_rebuild(dlog_kpi *k, char *err, size_t errlen)
 {
+    dlog_counts_reset(k->counts);
     dg_err rc = exec(k,
                      "DELETE FROM deal_kpi; DELETE FROM deal_regs;"
                      " DELETE FROM daily WHERE metric GLOB 'k_*'",
@@ -753,7 +761,7 @@ dg_err dlog_kpi_rebuild(dlog_kpi *k, char *err, size_t errlen)
     sqlite3_finalize(st);
     if (rc != DG_OK) return rc;
     if (src != SQLITE_DONE) return db_fail(k, "kpi rebuild", err, errlen);
-    return DG_OK;
+    return dlog_kpi_flush(k, err, errlen);
 }
 
 /* ---- open / close ------------------------------------------------------------------------- */
@@ -763,6 +771,7 @@ void dlog_kpi_close(dlog_kpi *k)
     if (k == NULL) return;
     for (int i = 0; i < K_COUNT; i++)
         sqlite3_finalize(k->st[i]);
+    dlog_counts_free(k->counts);
     free(k);
 }
 
@@ -790,6 +799,10 @@ dg_err dlog_kpi_open(sqlite3 *db, dlog_kpi **out, char *err, size_t errlen)
     dlog_kpi *k = calloc(1, sizeof *k);
     if (k == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
     k->db = db;
+    if ((k->counts = dlog_counts_new()) == NULL) {
+        dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+        goto done;
+    }
     for (int i = 0; i < K_COUNT; i++) {
         if (sqlite3_prepare_v3(db, ksql[i], -1, SQLITE_PREPARE_PERSISTENT, &k->st[i], NULL) !=
             SQLITE_OK) {

@@ -32,6 +32,34 @@
 #define DLOG_K_COMP_REP "k_comp_rep"       /* key "CCY|rep": violating lines of a rep */
 #define DLOG_K_COMP_REP_SHORT "k_comp_rep_short" /* key "CCY|rep", count = minor units */
 
+/* ---- per-batch sums of `daily` increments (dlog_counts.c) --------------------------------
+ * The writer adds every counter increment of a batch here and writes the sums once, before
+ * COMMIT; a request rolled back to its savepoint takes its increments back out. */
+
+typedef struct dlog_counts dlog_counts;
+
+/* An empty accumulator (free with dlog_counts_free), or NULL when out of memory. */
+dlog_counts *dlog_counts_new(void);
+void dlog_counts_free(dlog_counts *c);
+
+/* Adds n to (day, metric, key); key NULL means "". Strings are copied. Returns 0, or -1 when
+ * out of memory (nothing added). */
+int dlog_counts_add(dlog_counts *c, const char *day, const char *metric, const char *key,
+                    int64_t n);
+
+/* A mark of the increments added so far; dlog_counts_undo(c, mark) takes back every
+ * increment added after it (a request rolled back to its savepoint). */
+size_t dlog_counts_mark(const dlog_counts *c);
+void dlog_counts_undo(dlog_counts *c, size_t mark);
+
+/* Drops every sum (the batch's transaction was rolled back). */
+void dlog_counts_reset(dlog_counts *c);
+
+/* Writes every non-zero sum with `add` (borrowed, a prepared "INSERT INTO daily (day,
+ * metric, key, count) VALUES (?1, ?2, ?3, ?4) ON CONFLICT ... count = count +
+ * excluded.count") and empties c. Returns DG_OK or DG_EDB with a message in err. */
+dg_err dlog_counts_flush(dlog_counts *c, sqlite3_stmt *add, char *err, size_t errlen);
+
 /* ---- write side (dlog_kpi.c), called on the writer thread inside the batch transaction -- */
 
 typedef struct dlog_kpi dlog_kpi;
@@ -44,6 +72,15 @@ dg_err dlog_kpi_open(sqlite3 *db, dlog_kpi **out, char *err, size_t errlen);
 
 /* Finalizes the statements and frees k. NULL is a no-op. */
 void dlog_kpi_close(dlog_kpi *k);
+
+/* The accumulator every `daily` increment of k goes to (owned by k): the writer adds its
+ * own per-decision counters to it too, and writes the batch's sums with dlog_kpi_flush()
+ * before COMMIT (dlog_counts_reset() when the transaction is rolled back). */
+dlog_counts *dlog_kpi_counts(dlog_kpi *k);
+
+/* Writes the accumulated sums into `daily` (inside the caller's transaction) and empties
+ * the accumulator. Returns DG_OK or DG_EDB with a message in err. */
+dg_err dlog_kpi_flush(dlog_kpi *k, char *err, size_t errlen);
 
 /* Accounts decision d, already inserted and applied to `deals`: the deal's verified
  * registrations, first gated move, blocked streak, and the difference its new state makes
