@@ -406,6 +406,12 @@ struct dlog {
     int ckpt_started;
     atomic_uint_fast64_t checkpoints; /* completed, for tests and /metrics */
 
+    /* deals that may have a live override (dlog_ovr_note / dlog_ovr_maybe) */
+    pthread_rwlock_t olock;
+    char **oset;     /* open addressing, NULL = empty slot */
+    size_t on, ocap; /* entries, slots (a power of two, at least twice on) */
+    int oall;        /* out of memory once: every deal may have one */
+
     pthread_mutex_t rmu; /* guards rc[].busy */
     pthread_cond_t rcv;
     struct rconn rc[DLOG_READERS];
@@ -1293,6 +1299,9 @@ static void *ckpt_main(void *arg)
 
 /* ---- open / close ------------------------------------------------------------------------ */
 
+static dg_err oset_load(dlog *l, char *err, size_t errlen);
+
+
 /* mkdir -p with mode 0700 for the parts it creates; the result must be a directory. */
 static dg_err make_dir(const char *dir, char *err, size_t errlen)
 {
@@ -1512,6 +1521,10 @@ static void dlog_free(dlog *l)
     pthread_cond_destroy(&l->scv_synced);
     pthread_mutex_destroy(&l->cmu);
     pthread_cond_destroy(&l->ccv);
+    for (size_t i = 0; i < l->ocap; i++)
+        free(l->oset[i]);
+    free(l->oset);
+    pthread_rwlock_destroy(&l->olock);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv_work);
     pthread_cond_destroy(&l->cv_done);
@@ -1549,6 +1562,7 @@ dg_err dlog_open(const char *data_dir, dlog **out, char *err, size_t errlen)
     pthread_cond_init(&l->scv_synced, NULL);
     pthread_mutex_init(&l->cmu, NULL);
     pthread_cond_init(&l->ccv, NULL);
+    pthread_rwlock_init(&l->olock, NULL);
     atomic_init(&l->healthy, 1);
     atomic_init(&l->visible_seq, 0);
     atomic_init(&l->synced_seq, 0);
@@ -1573,6 +1587,7 @@ dg_err dlog_open(const char *data_dir, dlog **out, char *err, size_t errlen)
     rc = DG_EDB;
     if (open_writer(l, err, errlen) != DG_OK) goto done;
     if (open_readers(l, err, errlen) != DG_OK) goto done;
+    if (oset_load(l, err, errlen) != DG_OK) goto done;
     if ((rc = open_durability(l, err, errlen)) != DG_OK) goto done;
     rc = DG_EDB;
     if (pthread_create(&l->syncer, NULL, syncer_main, l) != 0) {
@@ -1724,6 +1739,95 @@ size_t dlog_queue_depth(dlog *l)
         pthread_mutex_unlock(&l->mu);
     }
     return n;
+}
+
+/* ---- deals that may have a live override ------------------------------------------------ */
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* Inserts a copy of opp into the set (l->olock held for writing). */
+static void oset_insert(dlog *l, const char *opp)
+{
+    if (l->oall) return;
+    if ((l->on + 1) * 2 > l->ocap) {
+        size_t cap = l->ocap ? l->ocap * 2 : 64;
+        char **v = calloc(cap, sizeof *v);
+        if (v == NULL) {
+            l->oall = 1;
+            return;
+        }
+        for (size_t i = 0; i < l->ocap; i++) {
+            if (l->oset[i] == NULL) continue;
+            size_t j = (size_t)str_hash(l->oset[i]) & (cap - 1);
+            while (v[j] != NULL)
+                j = (j + 1) & (cap - 1);
+            v[j] = l->oset[i];
+        }
+        free(l->oset);
+        l->oset = v;
+        l->ocap = cap;
+    }
+    size_t j = (size_t)str_hash(opp) & (l->ocap - 1);
+    while (l->oset[j] != NULL) {
+        if (strcmp(l->oset[j], opp) == 0) return;
+        j = (j + 1) & (l->ocap - 1);
+    }
+    if ((l->oset[j] = strdup(opp)) == NULL) {
+        l->oall = 1;
+        return;
+    }
+    l->on++;
+}
+
+void dlog_ovr_note(dlog *l, const char *opp_id)
+{
+    if (l == NULL || opp_id == NULL) return;
+    pthread_rwlock_wrlock(&l->olock);
+    oset_insert(l, opp_id);
+    pthread_rwlock_unlock(&l->olock);
+}
+
+int dlog_ovr_maybe(dlog *l, const char *opp_id)
+{
+    if (l == NULL || opp_id == NULL) return 1;
+    int found = 0;
+    pthread_rwlock_rdlock(&l->olock);
+    if (l->oall) {
+        found = 1;
+    } else if (l->on > 0) {
+        size_t j = (size_t)str_hash(opp_id) & (l->ocap - 1);
+        while (l->oset[j] != NULL && !found) {
+            found = strcmp(l->oset[j], opp_id) == 0;
+            j = (j + 1) & (l->ocap - 1);
+        }
+    }
+    pthread_rwlock_unlock(&l->olock);
+    return found;
+}
+
+/* Loads the deals of every override not revoked (expired ones too: a caller may judge
+ * expiry by a `now` of its own). */
+static dg_err oset_load(dlog *l, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(l->wdb, "SELECT DISTINCT opp_id FROM overrides WHERE revoked_ms IS NULL",
+                           -1, &st, NULL) != SQLITE_OK)
+        return dg_errf(err, errlen, DG_EDB, "decision log: overrides: %s", sqlite3_errmsg(l->wdb));
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *opp = (const char *)sqlite3_column_text(st, 0);
+        if (opp != NULL) oset_insert(l, opp);
+    }
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return dg_errf(err, errlen, DG_EDB, "decision log: overrides: %s", sqlite3_errmsg(l->wdb));
+    return DG_OK;
 }
 
 /* ---- reads ------------------------------------------------------------------------------- */

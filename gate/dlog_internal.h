@@ -25,6 +25,18 @@ dg_err dlog_write_call(dlog *l, dlog_write_fn fn, void *arg, char *err, size_t e
 typedef dg_err (*dlog_read_fn)(sqlite3 *db, void *arg);
 dg_err dlog_read_call(dlog *l, dlog_read_fn fn, void *arg);
 
+/* Deals that may have a live override, kept in memory so the gate reads the `overrides`
+ * table only for them (almost every deal has none). Loaded at open from the overrides not
+ * revoked and not expired; dlog_ovr_note() is called (on the writer thread) for every
+ * override added. Stale entries (revoked, expired) only cost a read. */
+
+/* Notes that deal opp_id may have a live override. Out of memory: every deal counts as
+ * "may have one" from then on. */
+void dlog_ovr_note(dlog *l, const char *opp_id);
+
+/* Returns 0 when deal opp_id certainly has no live override, else 1. */
+int dlog_ovr_maybe(dlog *l, const char *opp_id);
+
 /* Adds the "writeback" object of decision id to *decision_json (a decision object as text,
  * replaced in place) when one is queued. Called by dlog_get. Returns DG_OK (also when there
  * is none), DG_ENOMEM or DG_EDB (then *decision_json is unchanged). */

@@ -96,6 +96,7 @@ static cJSON *row_json(sqlite3_stmt *st, int64_t now_ms)
 /* ---- add / revoke ---------------------------------------------------------------------- */
 
 typedef struct {
+    dlog *l;
     const dlog_override *o;
     int exists;
 } add_arg;
@@ -130,6 +131,7 @@ static dg_err add_fn(sqlite3 *db, void *argp, char *err, size_t errlen)
         dg_errf(err, errlen, DG_EDB, "decision log: overrides: %s", sqlite3_errmsg(db));
         goto done;
     }
+    dlog_ovr_note(a->l, o->opp_id); /* before the commit: the gate reads it from then on */
     rc = DG_OK;
 done:
     sqlite3_finalize(st);
@@ -148,7 +150,7 @@ dg_err dlog_override_add(dlog *l, const dlog_override *o, char *err, size_t errl
         !nonempty(o->rule) || !nonempty(o->reason) || !nonempty(o->approved_by))
         return dg_errf(err, errlen, DG_EINVAL,
                        "decision log: an override needs id, opp_id, rule, reason, approved_by");
-    add_arg a = {.o = o};
+    add_arg a = {.l = l, .o = o};
     dg_err rc = dlog_write_call(l, add_fn, &a, err, errlen);
     if (rc != DG_OK && a.exists) return DG_EEXISTS;
     return rc;
@@ -424,6 +426,7 @@ dg_err dlog_overrides_live(dlog *l, const char *opp_id, int64_t now_ms, dg_overr
     *out = NULL;
     *n = 0;
     if (l == NULL || opp_id == NULL) return DG_EINVAL;
+    if (!dlog_ovr_maybe(l, opp_id)) return DG_OK; /* no override was ever granted this deal */
     live_arg a = {.opp_id = opp_id, .now_ms = now_ms};
     dlog_read_call(l, live_fn, &a);
     if (a.rc != DG_OK) {
