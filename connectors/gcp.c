@@ -134,15 +134,13 @@ static dg_err gcp_open(const cfg_cloud *cc, const char *base_dir, void **state, 
         }
     rc = DG_ENOMEM;
     size_t an = strlen(cc->access_token) + 32;
-    if ((st->base = strdup(cc->endpoint)) == NULL ||
+    if ((st->base = conn_http_base_dup(cc->endpoint)) == NULL ||
         (st->partner = conn_http_escape(cc->partner_id)) == NULL ||
         (st->auth = malloc(an)) == NULL) {
         dg_errf(err, errlen, rc, "gcp: out of memory");
         goto out;
     }
     snprintf(st->auth, an, "Authorization: Bearer %s", cc->access_token);
-    for (size_t n = strlen(st->base); n > 0 && st->base[n - 1] == '/'; n--)
-        st->base[n - 1] = '\0';
     st->timeout_ms = cc->timeout_ms > 0 ? cc->timeout_ms : 2000;
     rc = conn_http_client_new(&st->http, err, errlen);
     if (rc != DG_OK) goto out;

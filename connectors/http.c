@@ -256,6 +256,15 @@ dg_err conn_http_check_base(const char *url, const char *what, char *err, size_t
     return DG_OK;
 }
 
+char *conn_http_base_dup(const char *url)
+{
+    char *b = strdup(url);
+    if (b == NULL) return NULL;
+    for (size_t n = strlen(b); n > 0 && b[n - 1] == '/'; n--)
+        b[n - 1] = '\0';
+    return b;
+}
+
 char *conn_http_escape(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";

@@ -88,6 +88,10 @@ int conn_http_same_origin(const char *url, const char *origin);
  * DG_OK or DG_EINVAL with "<what>: ..." in err. */
 dg_err conn_http_check_base(const char *url, const char *what, char *err, size_t errlen);
 
+/* Returns a malloc'd copy of a configured base URL without its trailing '/'s (so that paths
+ * are appended as "%s/path"), or NULL if out of memory. Caller frees. */
+char *conn_http_base_dup(const char *url);
+
 /* Returns 1 if host (a bare host name or address, brackets allowed) is loopback. */
 int conn_http_is_loopback(const char *host);
 

@@ -574,7 +574,7 @@ static dg_err pc_open(const cfg_cloud *cc, const char *base_dir, void **state, c
         goto out;
     }
     rc = DG_ENOMEM;
-    if ((st->base = strdup(cc->endpoint)) == NULL ||
+    if ((st->base = conn_http_base_dup(cc->endpoint)) == NULL ||
         (st->token_url = strdup(cc->token_url)) == NULL ||
         (st->client_id = strdup(cc->client_id)) == NULL ||
         (cc->client_secret && *cc->client_secret &&
@@ -583,8 +583,6 @@ static dg_err pc_open(const cfg_cloud *cc, const char *base_dir, void **state, c
         rc = dg_errf(err, errlen, DG_ENOMEM, "partner_center: out of memory");
         goto out;
     }
-    for (size_t n = strlen(st->base); n > 0 && st->base[n - 1] == '/'; n--)
-        st->base[n - 1] = '\0';
     st->v2 = strstr(st->token_url, "/oauth2/v2.0/") != NULL;
     st->timeout_ms = cc->timeout_ms > 0 ? cc->timeout_ms : 2000;
     rc = conn_http_client_new(&st->http, err, errlen);
