@@ -22,10 +22,12 @@
 
 #include "config/cfg.h"
 #include "config/err.h"
+#include "connectors/http.h"
 
 #define CRM_TIMEOUT_MS 10000 /* each call, connect included */
 #define CRM_STAGE_MAX 256    /* longest stage value accepted back from a CRM */
 #define CRM_REASON_MAX 255   /* reason text is cut (at a UTF-8 boundary) to fit a text field */
+#define CRM_TOKEN_MAX 4096   /* longest access token a backend sends */
 
 typedef struct crm_ops {
     const char *name; /* "salesforce", "hubspot" */
@@ -49,8 +51,32 @@ extern const crm_ops crm_hubspot_ops;
 /* The backend named `name`, or NULL. */
 const crm_ops *crm_ops_find(const char *name);
 
+/* ---- for the backends ------------------------------------------------------------------ */
+
 /* Copies reason into out (cap bytes) cut to at most max bytes without splitting a UTF-8
- * sequence. For the backends. */
+ * sequence. */
 void crm_cut_reason(const char *reason, size_t max, char *out, size_t cap);
+
+/* Makes one API call on http (borrowed): method on url with "Authorization: Bearer <token>"
+ * (token shorter than CRM_TOKEN_MAX), Accept: application/json and, when body is not NULL,
+ * a JSON body; CRM_TIMEOUT_MS, a 256 KiB answer cap; cancel (may be NULL) aborts it. Returns
+ * as conn_http_do (free *rs with conn_http_resp_free). The header holding the token is
+ * wiped before returning. */
+dg_err crm_bearer_call(conn_http_client *http, const char *token, const char *method,
+                       const char *url, const char *body, const atomic_int *cancel,
+                       conn_http_resp *rs, char *err, size_t errlen);
+
+/* Quotes a CRM's own error text as one clean line (conn_http_excerpt) into out (n bytes):
+ * "code: message" (either alone when the other is NULL), or when that is empty the first
+ * 200 bytes of the raw answer body (may be NULL). */
+void crm_error_text(const char *code, const char *message, const char *body, char *out, size_t n);
+
+/* The error of a non-2xx answer of CRM `crm` ("salesforce") to `what` ("reading the deal"):
+ * writes "<crm>: <what> answered HTTP <status>: <text>" ("(no error text)" for an empty
+ * text) into err and returns by status: 404 DG_ENOTFOUND, 401 and 403 DG_EAUTH, 429
+ * DG_ETHROTTLED, 5xx and 408 DG_EUPSTREAM, other 4xx DG_EINVAL, anything else DG_EUPSTREAM.
+ * A backend may refine the code from its own error text. */
+dg_err crm_status_err(const char *crm, const char *what, long status, const char *text, char *err,
+                      size_t errlen);
 
 #endif

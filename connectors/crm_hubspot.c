@@ -2,8 +2,9 @@
  * the deal back and set the reason property.
  *
  * Read: GET {api_base}/crm/v3/objects/deals/{id}?properties={stage property}.
- * Update: PATCH /crm/v3/objects/deals/{id} with {"properties": {...}}; answer 200. The stage property is [hubspot] property.stage (default
- * dealstage), the reason property [hubspot] reason_property.
+ * Update: PATCH /crm/v3/objects/deals/{id} with {"properties": {...}}; answer 200. The stage
+ * property is [hubspot] property.stage (default dealstage), the reason property [hubspot]
+ * reason_property.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,6 @@
 #include "connectors/http.h"
 
 #define HS_URL_MAX 1024
-#define HS_TOKEN_MAX 4096
 
 typedef struct {
     conn_http_client *http;
@@ -32,8 +32,7 @@ static void hs_close(void *p)
     if (!s) return;
     conn_http_client_free(s->http);
     free(s->api_base);
-    if (s->token) memset(s->token, 0, strlen(s->token));
-    free(s->token);
+    conn_wipe_free(s->token);
     free(s->stage_prop);
     free(s->reason_prop);
     free(s);
@@ -46,7 +45,7 @@ static dg_err hs_open(const struct cfg *c, void **out, char *err, size_t errlen)
     *out = NULL;
     if (!h->token || !*h->token)
         return dg_errf(err, errlen, rc, "hubspot: write-back needs [hubspot] token");
-    if (strlen(h->token) >= HS_TOKEN_MAX)
+    if (strlen(h->token) >= CRM_TOKEN_MAX)
         return dg_errf(err, errlen, rc, "hubspot: the token is too long");
     const char *base = h->api_base && *h->api_base ? h->api_base : "https://api.hubapi.com";
     if (conn_http_check_base(base, "hubspot: api_base", err, errlen) != DG_OK) return DG_ECONFIG;
@@ -56,7 +55,7 @@ static dg_err hs_open(const struct cfg *c, void **out, char *err, size_t errlen)
     hs_state *s = calloc(1, sizeof *s);
     rc = DG_ENOMEM;
     if (!s) return dg_errf(err, errlen, rc, "out of memory");
-    s->api_base = strdup(base);
+    s->api_base = conn_http_base_dup(base);
     s->token = strdup(h->token);
     s->stage_prop = strdup(stage);
     if (h->reason_property && *h->reason_property) s->reason_prop = strdup(h->reason_property);
@@ -65,9 +64,6 @@ static dg_err hs_open(const struct cfg *c, void **out, char *err, size_t errlen)
         dg_errf(err, errlen, rc, "out of memory");
         goto fail;
     }
-    size_t n = strlen(s->api_base);
-    while (n && s->api_base[n - 1] == '/')
-        s->api_base[--n] = '\0';
     if ((rc = conn_http_client_new(&s->http, err, errlen)) != DG_OK) goto fail;
     *out = s;
     return DG_OK;
@@ -85,12 +81,8 @@ static void hs_error_text(const conn_http_resp *rs, char *out, size_t n)
     if (cJSON_IsArray(errs) && errs->child) o = errs->child;
     const cJSON *cat = cJSON_GetObjectItemCaseSensitive(o, "category");
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(o, "message");
-    char raw[512];
-    snprintf(raw, sizeof raw, "%s%s%s", cJSON_IsString(cat) ? cat->valuestring : "",
-             cJSON_IsString(cat) && cJSON_IsString(msg) ? ": " : "",
-             cJSON_IsString(msg) ? msg->valuestring : "");
-    if (!raw[0]) snprintf(raw, sizeof raw, "%.200s", rs->body ? rs->body : "");
-    conn_http_excerpt(raw, out, n);
+    crm_error_text(cJSON_IsString(cat) ? cat->valuestring : NULL,
+                   cJSON_IsString(msg) ? msg->valuestring : NULL, rs->body, out, n);
     cJSON_Delete(j);
 }
 
@@ -98,35 +90,8 @@ static dg_err hs_status_err(const conn_http_resp *rs, const char *what, char *er
 {
     char text[300];
     hs_error_text(rs, text, sizeof text);
-    long st = rs->status;
-    dg_err rc = st == 404                ? DG_ENOTFOUND
-                : st == 401 || st == 403 ? DG_EAUTH
-                : st == 429              ? DG_ETHROTTLED
-                : st >= 500 || st == 408 ? DG_EUPSTREAM
-                : st >= 400 || st == 207 ? DG_EINVAL
-                                         : DG_EUPSTREAM;
-    return dg_errf(err, errlen, rc, "hubspot: %s answered HTTP %ld: %s", what, st,
-                   text[0] ? text : "(no error text)");
-}
-
-static dg_err hs_call(hs_state *s, const char *method, const char *url, const char *body,
-                      const atomic_int *cancel, conn_http_resp *rs, char *err, size_t errlen)
-{
-    char auth[HS_TOKEN_MAX + 32];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", s->token);
-    const char *hdrs[] = {auth, "Accept: application/json",
-                          body ? "Content-Type: application/json" : NULL, NULL};
-    conn_http_req rq = {.method = method,
-                        .url = url,
-                        .headers = hdrs,
-                        .body = body,
-                        .body_len = body ? strlen(body) : 0,
-                        .timeout_ms = CRM_TIMEOUT_MS,
-                        .max_response = 256 * 1024,
-                        .cancel = cancel};
-    dg_err rc = conn_http_do(s->http, &rq, rs, err, errlen);
-    memset(auth, 0, sizeof auth);
-    return rc;
+    dg_err rc = crm_status_err("hubspot", what, rs->status, text, err, errlen);
+    return rs->status == 207 ? DG_EINVAL : rc; /* a batch answer naming failed records */
 }
 
 static dg_err hs_get_stage(void *p, const char *opp_id, const atomic_int *cancel, char **stage,
@@ -149,7 +114,8 @@ static dg_err hs_get_stage(void *p, const char *opp_id, const atomic_int *cancel
         rc = dg_errf(err, errlen, DG_EINVAL, "hubspot: the deal URL is too long");
         goto out;
     }
-    if ((rc = hs_call(s, "GET", url, NULL, cancel, &rs, err, errlen)) != DG_OK) goto out;
+    rc = crm_bearer_call(s->http, s->token, "GET", url, NULL, cancel, &rs, err, errlen);
+    if (rc != DG_OK) goto out;
     if (rs.status != 200) {
         rc = hs_status_err(&rs, "reading the deal", err, errlen);
         goto out;
@@ -196,7 +162,8 @@ static dg_err hs_set_stage(void *p, const char *opp_id, const char *stage, const
         rc = dg_errf(err, errlen, DG_EINVAL, "hubspot: the deal URL is too long");
         goto out;
     }
-    if ((rc = hs_call(s, "PATCH", url, body, cancel, &rs, err, errlen)) != DG_OK) goto out;
+    rc = crm_bearer_call(s->http, s->token, "PATCH", url, body, cancel, &rs, err, errlen);
+    if (rc != DG_OK) goto out;
     if (rs.status != 200) rc = hs_status_err(&rs, "updating the deal", err, errlen);
 out:
     conn_http_resp_free(&rs);

@@ -20,7 +20,6 @@
 
 #define SF_TOKEN_TTL_MS (30 * 60 * 1000) /* when the token response names no expiry */
 #define SF_URL_MAX 1024
-#define SF_TOKEN_MAX 4096
 
 typedef struct {
     conn_http_client *http;
@@ -28,7 +27,7 @@ typedef struct {
     char *client_id, *client_secret;
     char api_version[16]; /* "v60.0" */
     char *reason_field;   /* NULL: only the stage is written */
-    char token[SF_TOKEN_MAX];
+    char token[CRM_TOKEN_MAX];
     int64_t token_until_ms; /* monotonic; 0 = no token */
 } sf_state;
 
@@ -39,10 +38,9 @@ static void sf_close(void *p)
     conn_http_client_free(s->http);
     free(s->instance_url);
     free(s->client_id);
-    if (s->client_secret) memset(s->client_secret, 0, strlen(s->client_secret));
-    free(s->client_secret);
+    conn_wipe_free(s->client_secret);
     free(s->reason_field);
-    memset(s->token, 0, sizeof s->token);
+    explicit_bzero(s->token, sizeof s->token);
     free(s);
 }
 
@@ -65,7 +63,7 @@ static dg_err sf_open(const struct cfg *c, void **out, char *err, size_t errlen)
     rc = DG_ENOMEM;
     if (!s) return dg_errf(err, errlen, rc, "out of memory");
     snprintf(s->api_version, sizeof s->api_version, "%s%s", ver[0] == 'v' ? "" : "v", ver);
-    s->instance_url = strdup(sf->instance_url);
+    s->instance_url = conn_http_base_dup(sf->instance_url);
     s->client_id = strdup(sf->client_id);
     s->client_secret = strdup(sf->client_secret);
     if (sf->reason_field && *sf->reason_field) s->reason_field = strdup(sf->reason_field);
@@ -74,9 +72,6 @@ static dg_err sf_open(const struct cfg *c, void **out, char *err, size_t errlen)
         dg_errf(err, errlen, rc, "out of memory");
         goto fail;
     }
-    size_t n = strlen(s->instance_url);
-    while (n && s->instance_url[n - 1] == '/')
-        s->instance_url[--n] = '\0';
     if ((rc = conn_http_client_new(&s->http, err, errlen)) != DG_OK) goto fail;
     *out = s;
     return DG_OK;
@@ -95,12 +90,8 @@ static void sf_error_text(const conn_http_resp *rs, char *out, size_t n)
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(o, "message");
     if (!cJSON_IsString(code)) code = cJSON_GetObjectItemCaseSensitive(o, "error");
     if (!cJSON_IsString(msg)) msg = cJSON_GetObjectItemCaseSensitive(o, "error_description");
-    char raw[512];
-    snprintf(raw, sizeof raw, "%s%s%s", cJSON_IsString(code) ? code->valuestring : "",
-             cJSON_IsString(code) && cJSON_IsString(msg) ? ": " : "",
-             cJSON_IsString(msg) ? msg->valuestring : "");
-    if (!raw[0]) snprintf(raw, sizeof raw, "%.200s", rs->body ? rs->body : "");
-    conn_http_excerpt(raw, out, n);
+    crm_error_text(cJSON_IsString(code) ? code->valuestring : NULL,
+                   cJSON_IsString(msg) ? msg->valuestring : NULL, rs->body, out, n);
     cJSON_Delete(j);
 }
 
@@ -109,19 +100,12 @@ static dg_err sf_status_err(const conn_http_resp *rs, const char *what, char *er
 {
     char text[300];
     sf_error_text(rs, text, sizeof text);
-    long st = rs->status;
-    dg_err rc = st == 404                ? DG_ENOTFOUND
-                : st == 401 || st == 403 ? DG_EAUTH
-                : st == 429              ? DG_ETHROTTLED
-                : st >= 500 || st == 408 ? DG_EUPSTREAM
-                : st >= 400              ? DG_EINVAL
-                                         : DG_EUPSTREAM;
+    dg_err rc = crm_status_err("salesforce", what, rs->status, text, err, errlen);
     /* Two 4xx answers that heal by themselves: a record locked by another save (400) and
      * the org's API request limit (403). */
     if (strstr(text, "UNABLE_TO_LOCK_ROW")) rc = DG_EUPSTREAM;
     if (strstr(text, "REQUEST_LIMIT_EXCEEDED")) rc = DG_ETHROTTLED;
-    return dg_errf(err, errlen, rc, "salesforce: %s answered HTTP %ld: %s", what, st,
-                   text[0] ? text : "(no error text)");
+    return rc;
 }
 
 static dg_err sf_token(sf_state *s, const atomic_int *cancel, char *err, size_t errlen)
@@ -179,11 +163,9 @@ oom:
 out:
     cJSON_Delete(j);
     conn_http_resp_free(&rs);
-    if (sec) memset(sec, 0, strlen(sec));
-    if (body) memset(body, 0, strlen(body));
     free(id);
-    free(sec);
-    free(body);
+    conn_wipe_free(sec);
+    conn_wipe_free(body);
     return rc;
 }
 
@@ -194,20 +176,7 @@ static dg_err sf_call(sf_state *s, const char *method, const char *url, const ch
     for (int attempt = 0;; attempt++) {
         dg_err rc = sf_token(s, cancel, err, errlen);
         if (rc != DG_OK) return rc;
-        char auth[SF_TOKEN_MAX + 32];
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", s->token);
-        const char *hdrs[] = {auth, "Accept: application/json",
-                              body ? "Content-Type: application/json" : NULL, NULL};
-        conn_http_req rq = {.method = method,
-                            .url = url,
-                            .headers = hdrs,
-                            .body = body,
-                            .body_len = body ? strlen(body) : 0,
-                            .timeout_ms = CRM_TIMEOUT_MS,
-                            .max_response = 256 * 1024,
-                            .cancel = cancel};
-        rc = conn_http_do(s->http, &rq, rs, err, errlen);
-        memset(auth, 0, sizeof auth);
+        rc = crm_bearer_call(s->http, s->token, method, url, body, cancel, rs, err, errlen);
         if (rc != DG_OK) return rc;
         if (rs->status != 401 || attempt > 0) return DG_OK;
         s->token[0] = '\0'; /* expired or revoked: one fresh token, one more try */
