@@ -17,29 +17,14 @@
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
-#include "fakeproc.h"
+#include "fixtures.h"
 
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-
-static fake_server g_fake;
 
 static int group_setup(void **s)
 {
     (void)s;
     return fake_start(&g_fake, "fake_ace.py", NULL);
-}
-
-static int group_teardown(void **s)
-{
-    (void)s;
-    fake_stop(&g_fake);
-    return 0;
-}
-
-static int reset(void **s)
-{
-    (void)s;
-    return fake_post(&g_fake, "/__reset", "{}");
 }
 
 static void *open_ace(const char *endpoint, const char *secret, const char *token, int timeout)
@@ -61,11 +46,6 @@ static void *open_ace(const char *endpoint, const char *secret, const char *toke
     dg_err rc = conn_ace_backend.open(&cc, NULL, &st, err, sizeof err);
     if (rc != DG_OK) fail_msg("open: %s", err);
     return st;
-}
-
-static void behave(const char *json)
-{
-    assert_int_equal(fake_post(&g_fake, "/__behave", json), 0);
 }
 
 static int64_t ms_since(int64_t t0)
@@ -174,7 +154,9 @@ static void test_not_found(void **s)
     assert_null(f.error);
     dg_reg_fact_free(&f);
     /* classified by type, not status: a 400 carrying ResourceNotFoundException */
-    behave("{\"key\":\"O2000001\",\"status\":400,\"error_type\":\"ResourceNotFoundException\"}");
+    fake_behave(
+        &g_fake,
+        "{\"key\":\"O2000001\",\"status\":400,\"error_type\":\"ResourceNotFoundException\"}");
     assert_int_equal(conn_ace_backend.by_id(st, "O2000001", 2000, &f), DG_OK);
     assert_int_equal(f.lookup, DG_LOOKUP_NOT_FOUND);
     dg_reg_fact_free(&f);
@@ -284,7 +266,7 @@ static void test_slow_upstream_times_out(void **s)
 {
     (void)s;
     void *st = open_ace(g_fake.base, SECRET, NULL, 2000);
-    behave("{\"key\":\"O2000001\",\"delay_ms\":1500}");
+    fake_behave(&g_fake, "{\"key\":\"O2000001\",\"delay_ms\":1500}");
     dg_reg_fact f = {0};
     int64_t t0 = conn_now_ms();
     assert_int_equal(conn_ace_backend.by_id(st, "O2000001", 300, &f), DG_ETIMEOUT);
@@ -303,14 +285,15 @@ static void test_server_error(void **s)
     void *st = open_ace(g_fake.base, SECRET, NULL, 2000);
     dg_reg_fact f = {0};
     /* once: retried within the time, then found */
-    behave("{\"key\":\"O2000001\",\"status\":500,\"error_type\":\"InternalServerException\","
-           "\"times\":1}");
+    fake_behave(&g_fake,
+                "{\"key\":\"O2000001\",\"status\":500,\"error_type\":\"InternalServerException\","
+                "\"times\":1}");
     assert_int_equal(conn_ace_backend.by_id(st, "O2000001", 2000, &f), DG_OK);
     assert_int_equal(f.lookup, DG_LOOKUP_FOUND);
     dg_reg_fact_free(&f);
     assert_int_equal(fake_count(&g_fake, "GetOpportunity:O2000001"), 2);
     /* always: FAILED, retryable */
-    behave("{\"key\":\"O2000002\",\"status\":503}");
+    fake_behave(&g_fake, "{\"key\":\"O2000002\",\"status\":503}");
     assert_int_equal(conn_ace_backend.by_id(st, "O2000002", 2000, &f), DG_EUPSTREAM);
     assert_int_equal(f.lookup, DG_LOOKUP_FAILED);
     assert_int_equal(f.retryable, 1);
@@ -350,7 +333,7 @@ static void test_malformed_json(void **s)
 {
     (void)s;
     void *st = open_ace(g_fake.base, SECRET, NULL, 2000);
-    behave("{\"key\":\"O2000001\",\"malformed\":true}");
+    fake_behave(&g_fake, "{\"key\":\"O2000001\",\"malformed\":true}");
     dg_reg_fact f = {0};
     assert_int_equal(conn_ace_backend.by_id(st, "O2000001", 2000, &f), DG_EPARSE);
     assert_int_equal(f.lookup, DG_LOOKUP_FAILED);
@@ -364,14 +347,16 @@ static void test_throttling(void **s)
     (void)s;
     void *st = open_ace(g_fake.base, SECRET, NULL, 2000);
     dg_reg_fact f = {0};
-    behave("{\"key\":\"O2000001\",\"status\":400,\"error_type\":\"ThrottlingException\","
-           "\"times\":1}");
+    fake_behave(&g_fake,
+                "{\"key\":\"O2000001\",\"status\":400,\"error_type\":\"ThrottlingException\","
+                "\"times\":1}");
     assert_int_equal(conn_ace_backend.by_id(st, "O2000001", 2000, &f), DG_OK);
     assert_int_equal(f.lookup, DG_LOOKUP_FOUND);
     dg_reg_fact_free(&f);
     assert_int_equal(fake_count(&g_fake, "GetOpportunity:O2000001"), 2);
 
-    behave("{\"key\":\"O2000002\",\"status\":400,\"error_type\":\"ThrottlingException\"}");
+    fake_behave(&g_fake,
+                "{\"key\":\"O2000002\",\"status\":400,\"error_type\":\"ThrottlingException\"}");
     assert_int_equal(conn_ace_backend.by_id(st, "O2000002", 1000, &f), DG_ETHROTTLED);
     assert_int_equal(f.lookup, DG_LOOKUP_FAILED);
     assert_int_equal(f.retryable, 1);
@@ -387,13 +372,15 @@ static void test_final_errors_not_retried(void **s)
     (void)s;
     void *st = open_ace(g_fake.base, SECRET, NULL, 2000);
     dg_reg_fact f = {0};
-    behave("{\"key\":\"O2000001\",\"status\":403,\"error_type\":\"AccessDeniedException\"}");
+    fake_behave(&g_fake,
+                "{\"key\":\"O2000001\",\"status\":403,\"error_type\":\"AccessDeniedException\"}");
     assert_int_equal(conn_ace_backend.by_id(st, "O2000001", 2000, &f), DG_EAUTH);
     assert_int_equal(f.lookup, DG_LOOKUP_FAILED);
     assert_int_equal(f.retryable, 0);
     assert_non_null(strstr(f.error, "AccessDeniedException"));
     dg_reg_fact_free(&f);
-    behave("{\"key\":\"O2000002\",\"status\":400,\"error_type\":\"ValidationException\"}");
+    fake_behave(&g_fake,
+                "{\"key\":\"O2000002\",\"status\":400,\"error_type\":\"ValidationException\"}");
     assert_int_equal(conn_ace_backend.by_id(st, "O2000002", 2000, &f), DG_EUPSTREAM);
     assert_int_equal(f.retryable, 0);
     assert_non_null(strstr(f.error, "ValidationException"));
@@ -445,7 +432,7 @@ static void test_concurrent_calls(void **s)
 {
     (void)s;
     void *st = open_ace(g_fake.base, SECRET, NULL, 3000);
-    behave("{\"key\":\"GetOpportunity\",\"delay_ms\":50}");
+    fake_behave(&g_fake, "{\"key\":\"GetOpportunity\",\"delay_ms\":50}");
     const char *ids[] = {"O2000001", "O2000002", "O2000003", "O2000004", "O9999999"};
     pthread_t th[16];
     caller c[16];
@@ -491,23 +478,23 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_id),
         cmocka_unit_test(test_open_refuses_plain_http_to_remote),
-        cmocka_unit_test_setup(test_approved_with_link, reset),
-        cmocka_unit_test_setup(test_public_sample, reset),
-        cmocka_unit_test_setup(test_states, reset),
-        cmocka_unit_test_setup(test_not_found, reset),
-        cmocka_unit_test_setup(test_invalid_id_never_sent, reset),
-        cmocka_unit_test_setup(test_by_crm_id, reset),
-        cmocka_unit_test_setup(test_miss_refreshes_early, reset),
+        cmocka_unit_test_setup(test_approved_with_link, fake_reset),
+        cmocka_unit_test_setup(test_public_sample, fake_reset),
+        cmocka_unit_test_setup(test_states, fake_reset),
+        cmocka_unit_test_setup(test_not_found, fake_reset),
+        cmocka_unit_test_setup(test_invalid_id_never_sent, fake_reset),
+        cmocka_unit_test_setup(test_by_crm_id, fake_reset),
+        cmocka_unit_test_setup(test_miss_refreshes_early, fake_reset),
         cmocka_unit_test(test_paging),
-        cmocka_unit_test_setup(test_slow_upstream_times_out, reset),
-        cmocka_unit_test_setup(test_server_error, reset),
+        cmocka_unit_test_setup(test_slow_upstream_times_out, fake_reset),
+        cmocka_unit_test_setup(test_server_error, fake_reset),
         cmocka_unit_test(test_connection_refused),
-        cmocka_unit_test_setup(test_malformed_json, reset),
-        cmocka_unit_test_setup(test_throttling, reset),
-        cmocka_unit_test_setup(test_final_errors_not_retried, reset),
-        cmocka_unit_test_setup(test_bad_signature, reset),
-        cmocka_unit_test_setup(test_concurrent_calls, reset),
+        cmocka_unit_test_setup(test_malformed_json, fake_reset),
+        cmocka_unit_test_setup(test_throttling, fake_reset),
+        cmocka_unit_test_setup(test_final_errors_not_retried, fake_reset),
+        cmocka_unit_test_setup(test_bad_signature, fake_reset),
+        cmocka_unit_test_setup(test_concurrent_calls, fake_reset),
         cmocka_unit_test(test_session_token),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, fake_group_teardown);
 }

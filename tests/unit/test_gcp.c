@@ -11,29 +11,14 @@
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
-#include "fakeproc.h"
+#include "fixtures.h"
 
 #define TOKEN "ya29.gcp-test-token-SECRET"
-
-static fake_server g_fake;
 
 static int group_setup(void **s)
 {
     (void)s;
     return fake_start(&g_fake, "fake_gcp.py", NULL);
-}
-
-static int group_teardown(void **s)
-{
-    (void)s;
-    fake_stop(&g_fake);
-    return 0;
-}
-
-static int reset(void **s)
-{
-    (void)s;
-    return fake_post(&g_fake, "/__reset", "{}");
 }
 
 static void *open_gcp(const char *endpoint, const char *partner, const char *token)
@@ -49,11 +34,6 @@ static void *open_gcp(const char *endpoint, const char *partner, const char *tok
     char err[256] = "";
     if (conn_gcp_backend.open(&cc, NULL, &st, err, sizeof err) != DG_OK) fail_msg("open: %s", err);
     return st;
-}
-
-static void behave(const char *json)
-{
-    assert_int_equal(fake_post(&g_fake, "/__behave", json), 0);
 }
 
 static void test_valid_id(void **s)
@@ -192,34 +172,36 @@ static void test_upstream_failures(void **s)
     void *st = open_gcp(g_fake.base, "1234567", TOKEN);
     dg_reg_fact f = {0};
 
-    behave("{\"key\":\"1001\",\"delay_ms\":1500}");
+    fake_behave(&g_fake, "{\"key\":\"1001\",\"delay_ms\":1500}");
     int64_t t0 = conn_now_ms();
     assert_int_equal(conn_gcp_backend.by_id(st, "1001", 300, &f), DG_ETIMEOUT);
     assert_true(conn_now_ms() - t0 < 1000);
     assert_int_equal(f.retryable, 1);
     dg_reg_fact_free(&f);
 
-    behave("{\"key\":\"1002\",\"status\":503}");
+    fake_behave(&g_fake, "{\"key\":\"1002\",\"status\":503}");
     assert_int_equal(conn_gcp_backend.by_id(st, "1002", 2000, &f), DG_EUPSTREAM);
     assert_int_equal(f.lookup, DG_LOOKUP_FAILED);
     assert_int_equal(f.retryable, 1);
     assert_non_null(strstr(f.error, "UNAVAILABLE"));
     dg_reg_fact_free(&f);
 
-    behave("{\"key\":\"1003\",\"status\":429,\"error_type\":\"RESOURCE_EXHAUSTED\",\"times\":1}");
+    fake_behave(
+        &g_fake,
+        "{\"key\":\"1003\",\"status\":429,\"error_type\":\"RESOURCE_EXHAUSTED\",\"times\":1}");
     assert_int_equal(conn_gcp_backend.by_id(st, "1003", 2000, &f), DG_OK);
     assert_int_equal(f.lookup, DG_LOOKUP_FOUND);
     dg_reg_fact_free(&f);
     assert_int_equal(fake_count(&g_fake, "get:1003"), 2);
 
-    behave("{\"key\":\"1004\",\"malformed\":true}");
+    fake_behave(&g_fake, "{\"key\":\"1004\",\"malformed\":true}");
     assert_int_equal(conn_gcp_backend.by_id(st, "1004", 2000, &f), DG_EPARSE);
     assert_non_null(strstr(f.error, "malformed JSON"));
     dg_reg_fact_free(&f);
 
     dg_reg_fact g = {0};
-    assert_int_equal(reset(NULL), 0); /* drop the delay behaviour of 1001 set above */
-    behave("{\"key\":\"1001\",\"huge\":true}");
+    assert_int_equal(fake_reset(NULL), 0); /* drop the delay behaviour of 1001 set above */
+    fake_behave(&g_fake, "{\"key\":\"1001\",\"huge\":true}");
     assert_int_equal(conn_gcp_backend.by_id(st, "1001", 3000, &g), DG_ETOOBIG);
     assert_int_equal(g.lookup, DG_LOOKUP_FAILED);
     assert_int_equal(g.retryable, 0);
@@ -248,12 +230,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_id),
         cmocka_unit_test(test_open_checks),
-        cmocka_unit_test_setup(test_states, reset),
-        cmocka_unit_test_setup(test_by_crm_id_needs_the_id, reset),
-        cmocka_unit_test_setup(test_invalid_id_never_sent, reset),
-        cmocka_unit_test_setup(test_auth_failures, reset),
-        cmocka_unit_test_setup(test_upstream_failures, reset),
+        cmocka_unit_test_setup(test_states, fake_reset),
+        cmocka_unit_test_setup(test_by_crm_id_needs_the_id, fake_reset),
+        cmocka_unit_test_setup(test_invalid_id_never_sent, fake_reset),
+        cmocka_unit_test_setup(test_auth_failures, fake_reset),
+        cmocka_unit_test_setup(test_upstream_failures, fake_reset),
         cmocka_unit_test(test_connection_refused),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, fake_group_teardown);
 }

@@ -13,13 +13,11 @@
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
-#include "fakeproc.h"
+#include "fixtures.h"
 
 #define CLIENT_SECRET "pc-client-secret-XYZ"
 #define REFRESH "rt-initial-SECRET"
 #define RID(n) "11111111-aaaa-4bbb-8ccc-00000000000" #n
-
-static fake_server g_fake;
 
 static int group_setup(void **s)
 {
@@ -28,19 +26,6 @@ static int group_setup(void **s)
      * (test_token_expiry_and_rotation has its own rotating fake) */
     const char *args[] = {"--no-rotate", NULL};
     return fake_start(&g_fake, "fake_partner_center.py", args);
-}
-
-static int group_teardown(void **s)
-{
-    (void)s;
-    fake_stop(&g_fake);
-    return 0;
-}
-
-static int reset(void **s)
-{
-    (void)s;
-    return fake_post(&g_fake, "/__reset", "{}");
 }
 
 static void *open_pc_at(const fake_server *fk, const char *token_path, const char *refresh)
@@ -66,11 +51,6 @@ static void *open_pc_at(const fake_server *fk, const char *token_path, const cha
 static void *open_pc(void)
 {
     return open_pc_at(&g_fake, "/common/oauth2/token", REFRESH);
-}
-
-static void behave(const fake_server *fk, const char *json)
-{
-    assert_int_equal(fake_post(fk, "/__behave", json), 0);
 }
 
 /* No secret of the config in s. */
@@ -323,7 +303,7 @@ static void test_401_refreshes_once(void **s)
     assert_int_equal(fake_start(&fk, "fake_partner_center.py", NULL), 0);
     void *st = open_pc_at(&fk, "/common/oauth2/token", REFRESH);
     dg_reg_fact f = {0};
-    behave(&fk, "{\"key\":\"api\",\"status\":401,\"times\":1}");
+    fake_behave(&fk, "{\"key\":\"api\",\"status\":401,\"times\":1}");
     assert_int_equal(conn_partner_center_backend.by_id(st, RID(1), 2000, &f), DG_OK);
     assert_int_equal(f.lookup, DG_LOOKUP_FOUND);
     dg_reg_fact_free(&f);
@@ -332,7 +312,7 @@ static void test_401_refreshes_once(void **s)
     assert_int_equal(fake_count(&fk, "get"), 2);
 
     /* a 401 every time: one refresh, one retry, then a final failure */
-    behave(&fk, "{\"key\":\"api\",\"status\":401}");
+    fake_behave(&fk, "{\"key\":\"api\",\"status\":401}");
     assert_int_equal(conn_partner_center_backend.by_id(st, RID(1), 2000, &f), DG_EAUTH);
     assert_int_equal(f.lookup, DG_LOOKUP_FAILED);
     assert_int_equal(f.retryable, 0);
@@ -353,7 +333,7 @@ static void test_upstream_failures(void **s)
     void *st = open_pc_at(&fk, "/common/oauth2/token", REFRESH);
     dg_reg_fact f = {0};
 
-    behave(&fk, "{\"key\":\"" RID(1) "\",\"delay_ms\":1500}");
+    fake_behave(&fk, "{\"key\":\"" RID(1) "\",\"delay_ms\":1500}");
     int64_t t0 = conn_now_ms();
     assert_int_equal(conn_partner_center_backend.by_id(st, RID(1), 400, &f), DG_ETIMEOUT);
     assert_true(conn_now_ms() - t0 < 1200);
@@ -361,19 +341,19 @@ static void test_upstream_failures(void **s)
     assert_int_equal(f.retryable, 1);
     dg_reg_fact_free(&f);
 
-    behave(&fk, "{\"key\":\"" RID(2) "\",\"status\":500}");
+    fake_behave(&fk, "{\"key\":\"" RID(2) "\",\"status\":500}");
     assert_int_equal(conn_partner_center_backend.by_id(st, RID(2), 2000, &f), DG_EUPSTREAM);
     assert_int_equal(f.lookup, DG_LOOKUP_FAILED);
     assert_int_equal(f.retryable, 1);
     assert_non_null(strstr(f.error, "HTTP 500"));
     dg_reg_fact_free(&f);
 
-    behave(&fk, "{\"key\":\"" RID(3) "\",\"status\":429,\"times\":1}");
+    fake_behave(&fk, "{\"key\":\"" RID(3) "\",\"status\":429,\"times\":1}");
     assert_int_equal(conn_partner_center_backend.by_id(st, RID(3), 2000, &f), DG_OK);
     assert_int_equal(f.lookup, DG_LOOKUP_FOUND); /* retried after the throttle */
     dg_reg_fact_free(&f);
 
-    behave(&fk, "{\"key\":\"" RID(5) "\",\"malformed\":true}");
+    fake_behave(&fk, "{\"key\":\"" RID(5) "\",\"malformed\":true}");
     assert_int_equal(conn_partner_center_backend.by_id(st, RID(5), 2000, &f), DG_EPARSE);
     assert_non_null(strstr(f.error, "malformed JSON"));
     dg_reg_fact_free(&f);
@@ -418,7 +398,7 @@ static void test_concurrent_callers_share_one_refresh(void **s)
 {
     (void)s;
     void *st = open_pc();
-    behave(&g_fake, "{\"key\":\"token\",\"delay_ms\":300,\"times\":1}");
+    fake_behave(&g_fake, "{\"key\":\"token\",\"delay_ms\":300,\"times\":1}");
     pthread_t th[8];
     caller c[8];
     for (int i = 0; i < 8; i++) {
@@ -487,17 +467,17 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_id),
         cmocka_unit_test(test_open_checks),
-        cmocka_unit_test_setup(test_states_and_origin, reset),
-        cmocka_unit_test_setup(test_invalid_id_never_sent, reset),
-        cmocka_unit_test_setup(test_by_crm_id, reset),
+        cmocka_unit_test_setup(test_states_and_origin, fake_reset),
+        cmocka_unit_test_setup(test_invalid_id_never_sent, fake_reset),
+        cmocka_unit_test_setup(test_by_crm_id, fake_reset),
         cmocka_unit_test(test_paging_and_foreign_next_link),
         cmocka_unit_test(test_token_expiry_and_rotation),
-        cmocka_unit_test_setup(test_v2_token_endpoint, reset),
+        cmocka_unit_test_setup(test_v2_token_endpoint, fake_reset),
         cmocka_unit_test(test_401_refreshes_once),
         cmocka_unit_test(test_upstream_failures),
         cmocka_unit_test(test_connection_refused),
-        cmocka_unit_test_setup(test_concurrent_callers_share_one_refresh, reset),
+        cmocka_unit_test_setup(test_concurrent_callers_share_one_refresh, fake_reset),
         cmocka_unit_test(test_url_helpers),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, fake_group_teardown);
 }
