@@ -46,6 +46,7 @@
 #define DLOG_TIMELEN 96
 #define DLOG_TIME_MAX INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
 #define DLOG_CKPT_FRAMES 4000 /* WAL frames that start a checkpoint (16 MiB of 4 KiB pages) */
+#define DLOG_CKPT_WAIT_MS 50  /* the RESTART checkpoint waits this long for the WAL's users */
 
 /* ---- schema ------------------------------------------------------------------------------ */
 
@@ -1274,9 +1275,13 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
-/* The checkpointer: PASSIVE checkpoints on its own connection (they never block the writer
- * or the readers; the WAL starts over once one has copied everything and no reader needs
- * the old frames). */
+/* The checkpointer, on its own connection. A PASSIVE checkpoint copies the WAL into the
+ * database without blocking the writer or the readers, but while the writer keeps
+ * committing it never catches up with the WAL's end, and the WAL only starts over (and is cut
+ * back to journal_size_limit) after a checkpoint that copied everything. So a PASSIVE pass
+ * does the bulk of the copying, and a RESTART pass then copies what was committed meanwhile
+ * (a few batches) while holding off the writer, so that the next commit starts the WAL over.
+ * The writer waits for it in short steps (busy_wait). */
 static void *ckpt_main(void *arg)
 {
     dlog *l = arg;
@@ -1288,13 +1293,28 @@ static void *ckpt_main(void *arg)
         l->ckpt_want = 0;
         pthread_mutex_unlock(&l->cmu);
         int log = 0, copied = 0;
-        if (sqlite3_wal_checkpoint_v2(l->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) ==
-            SQLITE_OK)
-            atomic_fetch_add(&l->checkpoints, 1);
+        int rc = sqlite3_wal_checkpoint_v2(l->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        /* a long read (a big query) makes RESTART give up rather than stall the writer: the
+         * next commit past the threshold tries again */
+        if (rc == SQLITE_OK && log >= DLOG_CKPT_FRAMES)
+            rc = sqlite3_wal_checkpoint_v2(l->cdb, NULL, SQLITE_CHECKPOINT_RESTART, &log, &copied);
+        if (rc == SQLITE_OK) atomic_fetch_add(&l->checkpoints, 1);
         pthread_mutex_lock(&l->cmu);
     }
     pthread_mutex_unlock(&l->cmu);
     return NULL;
+}
+
+/* Busy handler of the writer and the checkpointer: waits in steps of 100 us (SQLite's own
+ * sleeps 1, 2, 5, 10 ... ms, far longer than the RESTART checkpoint or the commit it waits
+ * for), up to *(const int *)arg milliseconds in all. */
+static int busy_wait(void *arg, int n)
+{
+    const int *budget_ms = arg;
+    if ((int64_t)n * 100 >= (int64_t)*budget_ms * 1000) return 0;
+    struct timespec ts = {0, 100000};
+    nanosleep(&ts, NULL);
+    return 1;
 }
 
 /* ---- open / close ------------------------------------------------------------------------ */
@@ -1381,8 +1401,10 @@ static dg_err open_writer(dlog *l, char *err, size_t errlen)
         return dg_errf(err, errlen, DG_EDB, "cannot open %s: %s", l->path,
                        l->wdb ? sqlite3_errmsg(l->wdb) : "out of memory");
     sqlite3_extended_result_codes(l->wdb, 1);
-    sqlite3_busy_timeout(l->wdb, DLOG_BUSY_MS);
+    static const int writer_budget_ms = DLOG_BUSY_MS;
+    sqlite3_busy_handler(l->wdb, busy_wait, (void *)&writer_budget_ms);
 
+    if (getenv("DLOG_PAGE_SIZE")) { char ps[64]; snprintf(ps, sizeof ps, "PRAGMA page_size=%s", getenv("DLOG_PAGE_SIZE")); sqlite3_exec(l->wdb, ps, NULL, NULL, NULL); } /* EXPERIMENT */
     sqlite3_stmt *st = NULL;
     int ok = sqlite3_prepare_v2(l->wdb, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
              sqlite3_step(st) == SQLITE_ROW &&
@@ -1422,7 +1444,8 @@ static dg_err open_durability(dlog *l, char *err, size_t errlen)
         SQLITE_OK)
         return dg_errf(err, errlen, DG_EDB, "cannot open %s for checkpoints: %s", l->path,
                        l->cdb ? sqlite3_errmsg(l->cdb) : "out of memory");
-    sqlite3_busy_timeout(l->cdb, DLOG_BUSY_MS);
+    static const int ckpt_budget_ms = DLOG_CKPT_WAIT_MS;
+    sqlite3_busy_handler(l->cdb, busy_wait, (void *)&ckpt_budget_ms);
     if (exec_sql(l->cdb, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256", "checkpointer setup",
                  err, errlen) != DG_OK)
         return DG_EDB;
