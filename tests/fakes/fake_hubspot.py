@@ -12,47 +12,29 @@ A private-app token is checked on every call; every update is counted and record
 Run alone: python3 fake_hubspot.py [PORT]   (listens on 127.0.0.1)
 """
 import json
+import os
 import re
 import sys
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakelib  # noqa: E402
 
 DEAL_PATH = re.compile(r"^/crm/v3/objects/deals/([^/?]+)$")
 
 
-class FakeHubSpot:
+class FakeHubSpot(fakelib.InProcessFake):
     def __init__(self, token="pat-na1-fake-token", properties=("dealstage", "dealgate_block_reason")):
+        super().__init__()
         self.token = token
         self.known_properties = set(properties)
         self.deals = {}        # id -> properties
-        self.updates = []      # (id, properties, how)
-        self.reads = 0
-        self.fail_updates = 0
-        self.lock = threading.Lock()
-        self.server = None
 
     def start(self, port=0):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _send(self, status, obj=None):
-                body = b"" if obj is None else json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _body(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n) if n else b""
-
+        class Handler(fakelib.InProcessHandler):
             def _authed(self):
                 if self.headers.get("Authorization") != "Bearer " + fake.token:
                     self._send(401, {"status": "error", "category": "INVALID_AUTHENTICATION",
@@ -114,21 +96,7 @@ class FakeHubSpot:
                     return self._send(st, err)
                 self._send(200, {"id": m.group(1), "properties": props})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def updates_for(self, did):
-        with self.lock:
-            return [p for (i, p, _) in self.updates if i == did]
-
-    def stop(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        return self._serve(Handler, port)
 
 
 if __name__ == "__main__":

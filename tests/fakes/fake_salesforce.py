@@ -12,53 +12,34 @@ counted and recorded; `fail_updates = N` answers the next N updates with HTTP 50
 Run alone: python3 fake_salesforce.py [PORT]   (listens on 127.0.0.1)
 """
 import json
+import os
 import re
 import sys
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakelib  # noqa: E402
 
 OPP_PATH = re.compile(r"^/services/data/v\d+\.\d+/sobjects/Opportunity/([^/?]+)$")
 
 
-class FakeSalesforce:
+class FakeSalesforce(fakelib.InProcessFake):
     def __init__(self, client_id="sf-client-id", client_secret="sf-client-secret"):
+        super().__init__()  # updates, reads, fail_updates (answered with 500), lock
         self.client_id = client_id
         self.client_secret = client_secret
         self.opportunities = {}      # id -> fields
-        self.updates = []            # (id, fields, how) in arrival order
-        self.reads = 0
         self.tokens_issued = 0
         self.valid_tokens = set()
-        self.fail_updates = 0        # answer the next N updates with 500
         self.lock_updates = 0        # answer the next N updates with 400 UNABLE_TO_LOCK_ROW
         self.fail_reads = 0
-        self.lock = threading.Lock()
-        self.server = None
 
     # -- control ------------------------------------------------------------------------
     def start(self, port=0):
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _send(self, status, obj=None):
-                body = b"" if obj is None else json.dumps(obj).encode()
-                self.send_response(status)
-                if obj is not None:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _body(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n) if n else b""
-
+        class Handler(fakelib.InProcessHandler):
             def _authed(self):
                 h = self.headers.get("Authorization", "")
                 with fake.lock:
@@ -150,25 +131,11 @@ class FakeSalesforce:
                     fake.updates.append((oid, fields, how))
                 self._send(204)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self.port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
+        return self._serve(Handler, port)
 
     def revoke_tokens(self):
         with self.lock:
             self.valid_tokens.clear()
-
-    def updates_for(self, oid):
-        with self.lock:
-            return [f for (i, f, _) in self.updates if i == oid]
-
-    def stop(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,11 @@ answer. Paths starting with /__ are the test's control surface, never part of th
                     many calls it hits (default: all). Per-fake keys are documented there.
   POST /__delay     {"delay_ms": n}  delays every API call
   POST /__data      fake-specific: add or replace records
+
+The CRM fakes (fake_salesforce.py, fake_hubspot.py) run inside the black-box test's own
+process instead: an InProcessFake serves its InProcessHandler subclass on 127.0.0.1:0 in a
+daemon thread, and the test reads and sets the fake's attributes directly (updates, reads,
+fail_updates ...) under its lock.
 """
 
 import json
@@ -225,3 +230,63 @@ def deep_merge(base, over):
         else:
             out[k] = v
     return out
+
+
+# ---- in-process fakes (the CRM fakes) -----------------------------------------------------
+
+
+class InProcessHandler(BaseHTTPRequestHandler):
+    """Base of an in-process fake's handler: quiet, JSON answers with a Content-Length."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def _send(self, status, obj=None):
+        """Answers obj as JSON, or an empty body when obj is None."""
+        body = b"" if obj is None else json.dumps(obj).encode()
+        self.send_response(status)
+        if obj is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+
+class InProcessFake:
+    """A fake upstream served from a daemon thread of the test process.
+
+    Subclasses build their handler class in start() and return self._serve(handler, port).
+    Every update is recorded in self.updates as (id, fields, how) under self.lock; `reads`
+    counts reads; `fail_updates = N` is for the subclass to answer the next N updates with
+    a server error."""
+
+    def __init__(self):
+        self.updates = []  # (id, fields, how) in arrival order
+        self.reads = 0
+        self.fail_updates = 0
+        self.lock = threading.Lock()
+        self.server = None
+
+    def _serve(self, handler_cls, port):
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler_cls)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def updates_for(self, key):
+        """The fields of every update of record key, oldest first."""
+        with self.lock:
+            return [f for (i, f, _) in self.updates if i == key]
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
