@@ -221,6 +221,16 @@ static const char *const migrations[] = {
      * index, newest first, without reading the deals' rows (gate/dlog_read.c) */
     "CREATE INDEX deals_blocked_filter ON deals(last_time_ms, opp_id, owner, clouds, last_reasons)"
     " WHERE blocked = 1;",
+
+    /* 5: indexes no query uses, each one more B-tree page dirtied by nearly every decision
+     * (deals_owner: one per owner in the batch; decisions_outcome: two runs of the time
+     * order). Outcome filters walk decisions_time; blocked deals by owner are tested on the
+     * covering index deals_blocked_filter. */
+    "DROP INDEX decisions_outcome;"
+    "DROP INDEX deals_owner;"
+    "DROP INDEX deals_first_gated;"
+    "DROP INDEX deals_won;"
+    "DROP INDEX deals_lost;",
 };
 
 #define DLOG_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -235,14 +245,17 @@ enum {
     W_RELEASE,
     W_ROLLBACK_TO,
     W_INS_DECISION,
-    W_DEAL_ENSURE,
-    W_DEAL_SELECT,
-    W_DEAL_UPDATE,
+    W_DEAL_UPSERT,
     W_STAGE_RAW,
     W_INS_COMP,
     W_RETRY,
     W_COUNT
 };
+
+/* The decision is the deal's newest (by time, then id), inside W_DEAL_UPSERT's DO UPDATE. */
+#define DEAL_LATEST                                                                                \
+    "(last_time_ms IS NULL OR :time > last_time_ms"                                                \
+    " OR (:time = last_time_ms AND (last_decision_id IS NULL OR :id >= last_decision_id)))"
 
 static const char *const wsql[W_COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
@@ -258,38 +271,53 @@ static const char *const wsql[W_COUNT] = {
         " gated, won, lost, decision_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
         " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
         " ?29)",
-    [W_DEAL_ENSURE] = "INSERT INTO deals (opp_id) VALUES (?1) ON CONFLICT (opp_id) DO NOTHING",
-    [W_DEAL_SELECT] = "SELECT last_time_ms, last_decision_id FROM deals WHERE opp_id = ?1",
-    /* :latest says whether this decision is the deal's newest (by time, then id): only then
-     * does it move the deal's current state. Descriptive fields keep their last known
-     * value when a call leaves them out. All SET expressions see the row before the update. */
-    [W_DEAL_UPDATE] =
-        "UPDATE deals SET"
-        " pipeline = CASE WHEN :latest THEN coalesce(:pipeline, pipeline)"
+    /* One upsert per decision. The values of a new deal are what the update makes of an
+     * empty row. DEAL_LATEST says whether this decision is the deal's newest (by time, then
+     * id; a row that only a retry note created has none): only then does it move the
+     * deal's current state. Descriptive fields keep their last known value when a call
+     * leaves them out. All SET expressions see the row before the update. RETURNING hands
+     * the KPI accounting the deal's state after it. */
+    [W_DEAL_UPSERT] =
+        "INSERT INTO deals (opp_id, pipeline, name, account, owner, amount, currency, clouds,"
+        " last_stage, last_raw, last_outcome, last_decision_id, last_time_ms, last_message,"
+        " last_reasons, blocked, won_ms, lost_ms, first_gated_ms, first_gated_outcome,"
+        " first_allowed_ms, retry_since, decisions)"
+        " VALUES (:opp, :pipeline, :name, :account, :owner, :amount, :currency, :clouds, :stage,"
+        " CASE WHEN :stage IS NOT NULL THEN :raw END, :outcome, :id, :time, :message, :reasons,"
+        " :outcome = 'block',"
+        " CASE WHEN :outcome = 'allow' AND :stage IS NOT NULL AND :won THEN :time END,"
+        " CASE WHEN :outcome = 'allow' AND :stage IS NOT NULL AND :lost THEN :time END,"
+        " CASE WHEN :gated THEN :time END, CASE WHEN :gated THEN :outcome END,"
+        " CASE WHEN :gated AND :outcome = 'allow' THEN :time END, 0, 1)"
+        " ON CONFLICT (opp_id) DO UPDATE SET"
+        " pipeline = CASE WHEN " DEAL_LATEST " THEN coalesce(:pipeline, pipeline)"
         "  ELSE coalesce(pipeline, :pipeline) END,"
-        " name = CASE WHEN :latest THEN coalesce(:name, name) ELSE coalesce(name, :name) END,"
-        " account = CASE WHEN :latest THEN coalesce(:account, account)"
+        " name = CASE WHEN " DEAL_LATEST " THEN coalesce(:name, name)"
+        "  ELSE coalesce(name, :name) END,"
+        " account = CASE WHEN " DEAL_LATEST " THEN coalesce(:account, account)"
         "  ELSE coalesce(account, :account) END,"
-        " owner = CASE WHEN :latest THEN coalesce(:owner, owner) ELSE coalesce(owner, :owner) END,"
-        " amount = CASE WHEN :amount IS NOT NULL AND (:latest OR amount IS NULL) THEN :amount"
-        "  ELSE amount END,"
-        " currency = CASE WHEN :currency IS NOT NULL AND (:latest OR currency IS NULL)"
+        " owner = CASE WHEN " DEAL_LATEST " THEN coalesce(:owner, owner)"
+        "  ELSE coalesce(owner, :owner) END,"
+        " amount = CASE WHEN :amount IS NOT NULL AND (" DEAL_LATEST " OR amount IS NULL)"
+        "  THEN :amount ELSE amount END,"
+        " currency = CASE WHEN :currency IS NOT NULL AND (" DEAL_LATEST " OR currency IS NULL)"
         "  THEN :currency ELSE currency END,"
-        " clouds = CASE WHEN :latest THEN coalesce(:clouds, clouds)"
+        " clouds = CASE WHEN " DEAL_LATEST " THEN coalesce(:clouds, clouds)"
         "  ELSE coalesce(clouds, :clouds) END,"
-        " last_stage = CASE WHEN :latest AND :stage IS NOT NULL THEN :stage ELSE last_stage END,"
-        " last_raw = CASE WHEN :latest AND :stage IS NOT NULL"
+        " last_stage = CASE WHEN " DEAL_LATEST " AND :stage IS NOT NULL THEN :stage"
+        "  ELSE last_stage END,"
+        " last_raw = CASE WHEN " DEAL_LATEST " AND :stage IS NOT NULL"
         "  THEN coalesce(:raw, CASE WHEN :stage = last_stage THEN last_raw END)"
         "  ELSE last_raw END,"
-        " last_outcome = CASE WHEN :latest THEN :outcome ELSE last_outcome END,"
-        " last_decision_id = CASE WHEN :latest THEN :id ELSE last_decision_id END,"
-        " last_time_ms = CASE WHEN :latest THEN :time ELSE last_time_ms END,"
-        " last_message = CASE WHEN :latest THEN :message ELSE last_message END,"
-        " last_reasons = CASE WHEN :latest THEN :reasons ELSE last_reasons END,"
-        " blocked = CASE WHEN :latest THEN :outcome = 'block' ELSE blocked END,"
-        " won_ms = CASE WHEN :latest AND :outcome = 'allow' AND :stage IS NOT NULL"
+        " last_outcome = CASE WHEN " DEAL_LATEST " THEN :outcome ELSE last_outcome END,"
+        " last_decision_id = CASE WHEN " DEAL_LATEST " THEN :id ELSE last_decision_id END,"
+        " last_time_ms = CASE WHEN " DEAL_LATEST " THEN :time ELSE last_time_ms END,"
+        " last_message = CASE WHEN " DEAL_LATEST " THEN :message ELSE last_message END,"
+        " last_reasons = CASE WHEN " DEAL_LATEST " THEN :reasons ELSE last_reasons END,"
+        " blocked = CASE WHEN " DEAL_LATEST " THEN :outcome = 'block' ELSE blocked END,"
+        " won_ms = CASE WHEN " DEAL_LATEST " AND :outcome = 'allow' AND :stage IS NOT NULL"
         "  THEN CASE WHEN :won THEN :time ELSE NULL END ELSE won_ms END,"
-        " lost_ms = CASE WHEN :latest AND :outcome = 'allow' AND :stage IS NOT NULL"
+        " lost_ms = CASE WHEN " DEAL_LATEST " AND :outcome = 'allow' AND :stage IS NOT NULL"
         "  THEN CASE WHEN :lost THEN :time ELSE NULL END ELSE lost_ms END,"
         " first_gated_ms = CASE WHEN :gated AND (first_gated_ms IS NULL OR :time < first_gated_ms)"
         "  THEN :time ELSE first_gated_ms END,"
@@ -301,7 +329,7 @@ static const char *const wsql[W_COUNT] = {
         "  THEN :time ELSE first_allowed_ms END,"
         " retry_since = 0,"
         " decisions = decisions + 1"
-        " WHERE opp_id = :opp",
+        " RETURNING clouds, amount, currency, first_gated_ms, first_allowed_ms, won_ms, lost_ms",
     [W_STAGE_RAW] = "INSERT INTO deal_stage_raw (opp_id, stage, raw, time_ms)"
                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (opp_id, stage) DO UPDATE"
                     " SET raw = excluded.raw, time_ms = excluded.time_ms"
@@ -313,6 +341,33 @@ static const char *const wsql[W_COUNT] = {
                 " ON CONFLICT (opp_id) DO UPDATE SET retry_since = excluded.retry_since"
                 " WHERE deals.retry_since = 0",
 };
+
+/* The named parameters of W_DEAL_UPSERT (their indexes are resolved once, at open). */
+enum {
+    DP_OPP,
+    DP_PIPELINE,
+    DP_NAME,
+    DP_ACCOUNT,
+    DP_OWNER,
+    DP_AMOUNT,
+    DP_CURRENCY,
+    DP_CLOUDS,
+    DP_STAGE,
+    DP_RAW,
+    DP_OUTCOME,
+    DP_ID,
+    DP_TIME,
+    DP_MESSAGE,
+    DP_REASONS,
+    DP_WON,
+    DP_LOST,
+    DP_GATED,
+    DP_COUNT
+};
+static const char *const deal_params[DP_COUNT] = {
+    ":opp",      ":pipeline", ":name",    ":account", ":owner",   ":amount",
+    ":currency", ":clouds",   ":stage",   ":raw",     ":outcome", ":id",
+    ":time",     ":message",  ":reasons", ":won",     ":lost",    ":gated"};
 
 enum { R_FIND_EVENT, R_FIND_BODY, R_GET, R_DEAL_STATE, R_STAGE_RAW, R_COUNT };
 
@@ -367,7 +422,8 @@ struct dlog {
     char *path;
     sqlite3 *wdb; /* the writer thread's after dlog_open */
     sqlite3_stmt *wst[W_COUNT];
-    dlog_kpi *kpi; /* KPI state on write, on wdb (dlog_kpi.c) */
+    int deal_pi[DP_COUNT]; /* parameter indexes of W_DEAL_UPSERT */
+    dlog_kpi *kpi;         /* KPI state on write, on wdb (dlog_kpi.c) */
 
     pthread_mutex_t mu; /* guards everything below up to `rows` */
     pthread_cond_t cv_work, cv_done, cv_space;
@@ -841,30 +897,11 @@ static dg_err note_stage_raw(dlog *l, struct req *r, const char *stage, const ch
     return DG_OK;
 }
 
-/* Updates deals for decision d (inside the batch transaction). */
-static dg_err update_deal(dlog *l, struct req *r)
+/* Updates deals for decision d (inside the batch transaction) and fills *deal with the
+ * deal's state after it: its strings are copies in *mem (the caller frees it). */
+static dg_err update_deal(dlog *l, struct req *r, dlog_kpi_deal *deal, char **mem)
 {
     const dlog_decision *d = &r->d;
-    sqlite3_stmt *st = l->wst[W_DEAL_ENSURE];
-    bind_text(st, 1, d->opp_id);
-    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "deal state");
-
-    st = l->wst[W_DEAL_SELECT];
-    bind_text(st, 1, d->opp_id);
-    int latest = 1;
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-        int64_t last_t = sqlite3_column_int64(st, 0);
-        const char *last_id = (const char *)sqlite3_column_text(st, 1);
-        latest = d->time_ms > last_t ||
-                 (d->time_ms == last_t && (last_id == NULL || strcmp(d->id, last_id) >= 0));
-    } else if (src != SQLITE_ROW && src != SQLITE_DONE) {
-        req_fail(l, r, "deal state");
-        stmt_done(st);
-        return DG_EDB;
-    }
-    stmt_done(st);
-
     /* A blocked move does not take the deal to its target stage (the CRM reverts it, and
      * the gate must keep treating the next move as coming from before the gate): the deal
      * stays at the stage it came from, if known. */
@@ -872,28 +909,67 @@ static dg_err update_deal(dlog *l, struct req *r)
     const char *stage = allowed ? d->to_stage : d->from_stage;
     const char *raw = allowed ? d->to_raw : d->from_raw;
 
-    st = l->wst[W_DEAL_UPDATE];
-    bindn_int(st, ":latest", latest);
-    bindn_text(st, ":opp", d->opp_id);
-    bindn_text(st, ":pipeline", d->pipeline);
-    bindn_text(st, ":name", d->name);
-    bindn_text(st, ":account", d->account);
-    bindn_text(st, ":owner", d->owner);
-    if (d->has_amount) bindn_int(st, ":amount", d->amount);
-    bindn_text(st, ":currency", d->currency);
-    bindn_text(st, ":clouds", d->clouds_json);
-    bindn_text(st, ":stage", stage);
-    bindn_text(st, ":raw", raw);
-    bindn_text(st, ":outcome", d->outcome);
-    bindn_text(st, ":id", d->id);
-    bindn_int(st, ":time", d->time_ms);
-    bindn_text(st, ":message", d->message);
-    bindn_text(st, ":reasons", d->reasons_json);
-    bindn_int(st, ":won", d->won != 0);
-    bindn_int(st, ":lost", d->lost != 0);
-    bindn_int(st, ":gated", d->gated != 0);
-    if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "deal state");
+    sqlite3_stmt *st = l->wst[W_DEAL_UPSERT];
+    const int *p = l->deal_pi;
+    bind_text(st, p[DP_OPP], d->opp_id);
+    bind_text(st, p[DP_PIPELINE], d->pipeline);
+    bind_text(st, p[DP_NAME], d->name);
+    bind_text(st, p[DP_ACCOUNT], d->account);
+    bind_text(st, p[DP_OWNER], d->owner);
+    if (d->has_amount) sqlite3_bind_int64(st, p[DP_AMOUNT], d->amount);
+    bind_text(st, p[DP_CURRENCY], d->currency);
+    bind_text(st, p[DP_CLOUDS], d->clouds_json);
+    bind_text(st, p[DP_STAGE], stage);
+    bind_text(st, p[DP_RAW], raw);
+    bind_text(st, p[DP_OUTCOME], d->outcome);
+    bind_text(st, p[DP_ID], d->id);
+    sqlite3_bind_int64(st, p[DP_TIME], d->time_ms);
+    bind_text(st, p[DP_MESSAGE], d->message);
+    bind_text(st, p[DP_REASONS], d->reasons_json);
+    sqlite3_bind_int(st, p[DP_WON], d->won != 0);
+    sqlite3_bind_int(st, p[DP_LOST], d->lost != 0);
+    sqlite3_bind_int(st, p[DP_GATED], d->gated != 0);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        dg_err e = req_fail(l, r, "deal state");
+        stmt_done(st);
+        return e;
+    }
+    memset(deal, 0, sizeof *deal);
+    const char *clouds = (const char *)sqlite3_column_text(st, 0);
+    const char *ccy = (const char *)sqlite3_column_text(st, 2);
+    size_t nc = clouds ? strlen(clouds) + 1 : 0, ny = ccy ? strlen(ccy) + 1 : 0;
+    if ((*mem = malloc(nc + ny + 1)) == NULL) {
+        stmt_done(st);
+        r->rc = dg_errf(r->err, sizeof r->err, DG_ENOMEM, "decision log: out of memory");
+        return DG_ENOMEM;
+    }
+    if (clouds) deal->clouds_json = memcpy(*mem, clouds, nc);
+    if (ccy) deal->currency = memcpy(*mem + nc, ccy, ny);
+    if ((deal->has_amount = sqlite3_column_type(st, 1) == SQLITE_INTEGER))
+        deal->amount = sqlite3_column_int64(st, 1);
+    int *has[4] = {&deal->has_first_gated, &deal->has_first_allowed, &deal->has_won,
+                   &deal->has_lost};
+    int64_t *val[4] = {&deal->first_gated_ms, &deal->first_allowed_ms, &deal->won_ms,
+                       &deal->lost_ms};
+    for (int i = 0; i < 4; i++)
+        if ((*has[i] = sqlite3_column_type(st, 3 + i) != SQLITE_NULL))
+            *val[i] = sqlite3_column_int64(st, 3 + i);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) { /* one row; run to completion */
+    }
+    stmt_done(st);
+    if (src != SQLITE_DONE) {
+        free(*mem);
+        *mem = NULL;
+        return req_fail(l, r, "deal state");
+    }
+    return DG_OK;
+}
 
+/* Records the raw CRM values of the decision's stages (after the deal's upsert). */
+static dg_err update_stage_raw(dlog *l, struct req *r)
+{
+    const dlog_decision *d = &r->d;
     if (note_stage_raw(l, r, d->from_stage, d->from_raw) != DG_OK) return DG_EDB;
     return note_stage_raw(l, r, d->to_stage, d->to_raw);
 }
@@ -956,11 +1032,16 @@ static dg_err apply_decision(dlog *l, struct req *r, int *wrote)
     }
     *wrote = 1;
 
-    if (update_deal(l, r) != DG_OK) return DG_EDB;
-    if (dlog_kpi_decision(l->kpi, d, r->err, sizeof r->err) != DG_OK) {
+    dlog_kpi_deal deal;
+    char *deal_mem = NULL;
+    if (update_deal(l, r, &deal, &deal_mem) != DG_OK) return DG_EDB;
+    dg_err krc = dlog_kpi_decision(l->kpi, d, &deal, r->err, sizeof r->err);
+    free(deal_mem);
+    if (krc != DG_OK) {
         r->rc = DG_EDB;
         return DG_EDB;
     }
+    if (update_stage_raw(l, r) != DG_OK) return DG_EDB;
 
     char day[DLOG_DAYLEN];
     day_of(d->time_ms, day);
@@ -1321,7 +1402,6 @@ static int busy_wait(void *arg, int n)
 
 static dg_err oset_load(dlog *l, char *err, size_t errlen);
 
-
 /* mkdir -p with mode 0700 for the parts it creates; the result must be a directory. */
 static dg_err make_dir(const char *dir, char *err, size_t errlen)
 {
@@ -1404,7 +1484,11 @@ static dg_err open_writer(dlog *l, char *err, size_t errlen)
     static const int writer_budget_ms = DLOG_BUSY_MS;
     sqlite3_busy_handler(l->wdb, busy_wait, (void *)&writer_budget_ms);
 
-    if (getenv("DLOG_PAGE_SIZE")) { char ps[64]; snprintf(ps, sizeof ps, "PRAGMA page_size=%s", getenv("DLOG_PAGE_SIZE")); sqlite3_exec(l->wdb, ps, NULL, NULL, NULL); } /* EXPERIMENT */
+    if (getenv("DLOG_PAGE_SIZE")) {
+        char ps[64];
+        snprintf(ps, sizeof ps, "PRAGMA page_size=%s", getenv("DLOG_PAGE_SIZE"));
+        sqlite3_exec(l->wdb, ps, NULL, NULL, NULL);
+    } /* EXPERIMENT */
     sqlite3_stmt *st = NULL;
     int ok = sqlite3_prepare_v2(l->wdb, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
              sqlite3_step(st) == SQLITE_ROW &&
@@ -1429,6 +1513,10 @@ static dg_err open_writer(dlog *l, char *err, size_t errlen)
             SQLITE_OK)
             return dg_errf(err, errlen, DG_EDB, "decision log: cannot prepare statement %d: %s", i,
                            sqlite3_errmsg(l->wdb));
+    for (int i = 0; i < DP_COUNT; i++)
+        if ((l->deal_pi[i] = sqlite3_bind_parameter_index(l->wst[W_DEAL_UPSERT], deal_params[i])) ==
+            0)
+            return dg_errf(err, errlen, DG_EDB, "decision log: no parameter %s", deal_params[i]);
     if (dlog_kpi_open(l->wdb, &l->kpi, err, errlen) != DG_OK) return DG_EDB;
     /* replaces SQLite's automatic checkpoints: they run on the checkpointer's connection */
     sqlite3_wal_hook(l->wdb, wal_hook, l);

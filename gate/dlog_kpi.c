@@ -410,30 +410,56 @@ static dg_err apply_text(dlog_kpi *k, const char *text, int sign, char *err, siz
     return DG_OK;
 }
 
-/* Loads deal opp's state (deals row, regs, reach from deal_kpi). *found = deals row exists. */
-static dg_err load_state(dlog_kpi *k, const char *opp, deal_state *s, int *found, char *err,
-                         size_t errlen)
+/* Fills s from a deal's `deals` row. */
+static void state_from_deal(deal_state *s, const dlog_kpi_deal *deal)
+{
+    cset_add_json(&s->clouds, deal->clouds_json);
+    if ((s->has_amount = deal->has_amount)) s->amount = deal->amount;
+    snprintf(s->ccy, sizeof s->ccy, "%s", deal->currency ? deal->currency : "");
+    if ((s->has_first_gated = deal->has_first_gated)) s->first_gated_ms = deal->first_gated_ms;
+    if ((s->has_first_allowed = deal->has_first_allowed))
+        s->first_allowed_ms = deal->first_allowed_ms;
+    if ((s->has_won = deal->has_won)) s->won_ms = deal->won_ms;
+    if ((s->has_lost = deal->has_lost)) s->lost_ms = deal->lost_ms;
+}
+
+/* Loads deal opp's state (its deals row: given as deal, or read when deal is NULL; regs;
+ * reach from deal_kpi). *found = the deals row exists. */
+static dg_err load_state(dlog_kpi *k, const char *opp, const dlog_kpi_deal *deal, deal_state *s,
+                         int *found, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     *found = 0;
-    sqlite3_stmt *st = k->st[K_DEAL];
-    bind_txt(st, 1, opp);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    sqlite3_stmt *st;
+    int rc;
+    if (deal != NULL) {
         *found = 1;
-        cset_add_json(&s->clouds, (const char *)sqlite3_column_text(st, 0));
-        if ((s->has_amount = sqlite3_column_type(st, 1) == SQLITE_INTEGER))
-            s->amount = sqlite3_column_int64(st, 1);
-        const char *ccy = (const char *)sqlite3_column_text(st, 2);
-        snprintf(s->ccy, sizeof s->ccy, "%s", ccy ? ccy : "");
-        int *has[4] = {&s->has_first_gated, &s->has_first_allowed, &s->has_won, &s->has_lost};
-        int64_t *val[4] = {&s->first_gated_ms, &s->first_allowed_ms, &s->won_ms, &s->lost_ms};
-        for (int i = 0; i < 4; i++)
-            if ((*has[i] = sqlite3_column_type(st, 3 + i) != SQLITE_NULL))
-                *val[i] = sqlite3_column_int64(st, 3 + i);
+        state_from_deal(s, deal);
+    } else {
+        st = k->st[K_DEAL];
+        bind_txt(st, 1, opp);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            dlog_kpi_deal row = {
+                .clouds_json = (const char *)sqlite3_column_text(st, 0),
+                .has_amount = sqlite3_column_type(st, 1) == SQLITE_INTEGER,
+                .amount = sqlite3_column_int64(st, 1),
+                .currency = (const char *)sqlite3_column_text(st, 2),
+                .has_first_gated = sqlite3_column_type(st, 3) != SQLITE_NULL,
+                .first_gated_ms = sqlite3_column_int64(st, 3),
+                .has_first_allowed = sqlite3_column_type(st, 4) != SQLITE_NULL,
+                .first_allowed_ms = sqlite3_column_int64(st, 4),
+                .has_won = sqlite3_column_type(st, 5) != SQLITE_NULL,
+                .won_ms = sqlite3_column_int64(st, 5),
+                .has_lost = sqlite3_column_type(st, 6) != SQLITE_NULL,
+                .lost_ms = sqlite3_column_int64(st, 6),
+            };
+            *found = 1;
+            state_from_deal(s, &row);
+        }
+        st_done(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_fail(k, "kpi deal", err, errlen);
     }
-    st_done(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_fail(k, "kpi deal", err, errlen);
 
     st = k->st[K_REGS];
     bind_txt(st, 1, opp);
@@ -578,7 +604,8 @@ static dg_err count_block_codes(dlog_kpi *k, const dlog_decision *d, char *err, 
     return rc;
 }
 
-dg_err dlog_kpi_decision(dlog_kpi *k, const dlog_decision *d, char *err, size_t errlen)
+dg_err dlog_kpi_decision(dlog_kpi *k, const dlog_decision *d, const dlog_kpi_deal *deal, char *err,
+                         size_t errlen)
 {
     dg_err rc = DG_EDB;
     kpi_row row = {0};
@@ -591,7 +618,7 @@ dg_err dlog_kpi_decision(dlog_kpi *k, const dlog_decision *d, char *err, size_t 
     if ((rc = note_regs(k, d, &checked, &verified, err, errlen)) != DG_OK) goto done;
     if ((rc = count_block_codes(k, d, err, errlen)) != DG_OK) goto done;
     if ((rc = load_row(k, d->opp_id, &row, err, errlen)) != DG_OK) goto done;
-    if ((rc = load_state(k, d->opp_id, &s, &found, err, errlen)) != DG_OK) goto done;
+    if ((rc = load_state(k, d->opp_id, deal, &s, &found, err, errlen)) != DG_OK) goto done;
 
     /* the first allowed gated move fixes which clouds the deal reached the gate with */
     int allowed = d->outcome && strcmp(d->outcome, "allow") == 0;
@@ -736,7 +763,7 @@ dg_err dlog_kpi_rebuild(dlog_kpi *k, char *err, size_t errlen)
             .registrations_json = (const char *)sqlite3_column_text(st, 8),
         };
         if (d.id == NULL || d.opp_id == NULL) continue;
-        if ((rc = dlog_kpi_decision(k, &d, err, errlen)) != DG_OK) break;
+        if ((rc = dlog_kpi_decision(k, &d, NULL, err, errlen)) != DG_OK) break;
     }
     sqlite3_finalize(st);
     if (rc != DG_OK) return rc;

@@ -600,7 +600,9 @@ static dg_err read_blocked(sqlite3 *db, void *arg)
     }
 
     if (f->cloud == NULL && f->reason == NULL) {
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM deals d WHERE %s", where);
+        /* by owner: test the owner on the covering index, not on every blocked deal's row */
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM deals d%s WHERE %s",
+                 f->owner ? " INDEXED BY deals_blocked_filter" : "", where);
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) goto done;
         bind_filter(st, f);
         if (sqlite3_step(st) != SQLITE_ROW) goto done;

@@ -82,11 +82,22 @@ dlog_counts *dlog_kpi_counts(dlog_kpi *k);
  * the accumulator. Returns DG_OK or DG_EDB with a message in err. */
 dg_err dlog_kpi_flush(dlog_kpi *k, char *err, size_t errlen);
 
+/* The columns of a deal's `deals` row the KPI accounting uses (strings borrowed). */
+typedef struct {
+    const char *clouds_json, *currency;
+    int has_amount;
+    int64_t amount;
+    int has_first_gated, has_first_allowed, has_won, has_lost;
+    int64_t first_gated_ms, first_allowed_ms, won_ms, lost_ms;
+} dlog_kpi_deal;
+
 /* Accounts decision d, already inserted and applied to `deals`: the deal's verified
  * registrations, first gated move, blocked streak, and the difference its new state makes
- * to the k_* counters. Returns DG_OK, or DG_EDB / DG_ENOMEM with a message in err (the
- * caller rolls the request back). */
-dg_err dlog_kpi_decision(dlog_kpi *k, const dlog_decision *d, char *err, size_t errlen);
+ * to the k_* counters. deal is the deal's `deals` row after d (the writer has it from its
+ * upsert), or NULL to read it. Returns DG_OK, or DG_EDB / DG_ENOMEM with a message in err
+ * (the caller rolls the request back). */
+dg_err dlog_kpi_decision(dlog_kpi *k, const dlog_decision *d, const dlog_kpi_deal *deal, char *err,
+                         size_t errlen);
 
 /* Accounts one logged commission-check line (violations only count). Same returns. */
 dg_err dlog_kpi_comp(dlog_kpi *k, const dlog_comp_line *c, char *err, size_t errlen);

@@ -193,7 +193,7 @@ static void test_open_creates_dir_and_schema(void **state)
     assert_int_equal(dlog_healthy(l), 1);
     dlog_close(l);
 
-    assert_int_equal(sql_int(dir, "PRAGMA user_version"), 4); /* 4: blocked-deal filter index */
+    assert_int_equal(sql_int(dir, "PRAGMA user_version"), 5); /* 5: unused indexes dropped */
     assert_int_equal(sql_int(dir, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
                                   " name IN ('decisions', 'deals', 'deal_stage_raw', 'daily',"
                                   " 'comp_checks', 'writebacks')"),
