@@ -9,6 +9,7 @@
 # the work directory. Targets: dealgate >= 2x faster than mawk, peak RSS < 16 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 LINES=${1:-1000000}
 RUNS=${2:-5}
 BUILD=${DG_BUILD_DIR:-build}
@@ -76,7 +77,6 @@ time_run() {
               /Maximum resident set size/ {rss=$2}
               END {printf "%.3f %d\n", s, rss}' "$work/tv" >> "$out"
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 : > "$work/t_dg"; : > "$work/t_awk"
 for r in $(seq "$RUNS"); do
@@ -91,8 +91,8 @@ for r in $(seq "$RUNS"); do
     $(tail -1 "$work/t_dg") $(tail -1 "$work/t_awk")
 done
 
-dg_t=$(cut -d' ' -f1 "$work/t_dg" | median)
-awk_t=$(cut -d' ' -f1 "$work/t_awk" | median)
+dg_t=$(cut -d' ' -f1 "$work/t_dg" | bench_median)
+awk_t=$(cut -d' ' -f1 "$work/t_awk" | bench_median)
 dg_rss=$(cut -d' ' -f2 "$work/t_dg" | sort -n | tail -1)
 awk_rss=$(cut -d' ' -f2 "$work/t_awk" | sort -n | tail -1)
 ratio=$(awk -v a="$awk_t" -v d="$dg_t" 'BEGIN {printf "%.2f", (d > 0 ? a / d : 0)}')

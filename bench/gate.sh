@@ -6,6 +6,7 @@
 # Usage: bench/gate.sh [SECONDS_PER_ROUND] [ROUNDS]   (defaults 10 and 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DUR=${1:-10}
 ROUNDS=${2:-3}
 CONNS=64
@@ -16,8 +17,7 @@ cmake --build build -j2 --target dealgate bare_server >/dev/null
 
 work=$(mktemp -d /tmp/dgbench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-P1=$(free_port); P2=$(free_port)
+P1=$(bench_free_port); P2=$(bench_free_port)
 cat > "$work/registrations.csv" <<CSV
 cloud,registration_id,crm_opportunity_id,status,created_at,origin
 aws,O1000001,,Approved,2026-10-01T09:00:00Z,partner
@@ -31,14 +31,7 @@ data_dir = $work/var
 [auth]
 webhook_tokens = \${DG_BENCH_TOKEN}
 reader_tokens = reader-token-0123456789
-[pipeline]
-stages = Prospecting, Qualification, Demo, Proposal, Negotiation, Closed Won, Closed Lost
-won = Closed Won
-lost = Closed Lost
-[rule:demo-needs-registration]
-type = registration
-stage = Demo
-accept.aws = Submitted, In review, Approved
+$(bench_pipeline_ini)
 [cloud:aws]
 name = AWS ACE
 connector = file
@@ -48,16 +41,13 @@ INI
 DG_PID=$!
 ./build/bench/bare_server "$P2" "$THREADS" &
 BARE_PID=$!
-for p in $P1 $P2; do
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-done
+for p in $P1 $P2; do bench_wait_healthz "$p"; done
 
 run_wrk() { # port -> "rps p99_ms"
   wrk -t2 -c$CONNS -d"${DUR}s" --latency -s bench/gate.lua "http://127.0.0.1:$1" 2>&1 |
     awk '/Requests\/sec/ {rps=$2} / 99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
          /Non-2xx/ {non2xx=$NF} END {printf "%s %s %s\n", rps, p99, (non2xx==""?0:non2xx)}'
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 : > "$work/dg"; : > "$work/bare"; : > "$work/ratio"
 for r in $(seq "$ROUNDS"); do
@@ -70,9 +60,9 @@ done
 rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$DG_PID/status)
 rows=$(sqlite3 "$work/var/dealgate.db" 'select count(*) from decisions' 2>/dev/null || echo '?')
 echo "--- medians over $ROUNDS rounds of ${DUR}s, $CONNS connections, $THREADS server threads"
-echo "bare civetweb:   $(cut -d' ' -f1 "$work/bare" | median) req/s, p99 $(cut -d' ' -f2 "$work/bare" | median) ms"
-echo "dealgate:        $(cut -d' ' -f1 "$work/dg" | median) req/s, p99 $(cut -d' ' -f2 "$work/dg" | median) ms"
-echo "ratio:           $(median < "$work/ratio")   (target >= 0.6)"
+echo "bare civetweb:   $(cut -d' ' -f1 "$work/bare" | bench_median) req/s, p99 $(cut -d' ' -f2 "$work/bare" | bench_median) ms"
+echo "dealgate:        $(cut -d' ' -f1 "$work/dg" | bench_median) req/s, p99 $(cut -d' ' -f2 "$work/dg" | bench_median) ms"
+echo "ratio:           $(bench_median < "$work/ratio")   (target >= 0.6)"
 echo "dealgate peak RSS: $((rss_kb / 1024)) MB ($rss_kb kB)   (target <= 32 MB)"
 echo "decisions committed to the log: $rows"
 kill -TERM $DG_PID $BARE_PID; wait $DG_PID 2>/dev/null || true

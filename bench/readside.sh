@@ -10,6 +10,7 @@
 # Env:   DG_BENCH_DIR (default /tmp/dealgate-readside-N), BUILD (default build), WARM (3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${1:-1000000}
 REQS=${2:-21}
 WARM=${WARM:-3}
@@ -34,7 +35,7 @@ blocked=$(sqlite3 "$DB" "SELECT count(*) FROM deals WHERE blocked = 1")
 size=$(du -sh "$DIR/var" | cut -f1)
 echo "log: $have decisions, $deals deals, $blocked blocked now, $size on disk"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(bench_free_port)
 READER=reader-token-0123456789
 COMP=comp-token-0123456789
 cat > "$DIR/bench.ini" <<INI
@@ -46,14 +47,7 @@ data_dir = $DIR/var
 webhook_tokens = webhook-token-0123456789
 reader_tokens = $READER, $COMP
 comp_reader_tokens = $COMP
-[pipeline]
-stages = Prospecting, Qualification, Demo, Proposal, Negotiation, Closed Won, Closed Lost
-won = Closed Won
-lost = Closed Lost
-[rule:demo-needs-registration]
-type = registration
-stage = Demo
-accept.aws = Submitted, In review, Approved
+$(bench_pipeline_ini)
 accept.azure = Accepted, Won
 [cloud:aws]
 name = AWS ACE
@@ -65,7 +59,7 @@ INI
 "$BUILD/dealgate" serve -c "$DIR/bench.ini" 2>"$DIR/dealgate.log" &
 DG_PID=$!
 trap 'kill $DG_PID 2>/dev/null || true' EXIT
-for _ in $(seq 200); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+bench_wait_healthz "$PORT" 200
 
 year_ago=$(date -u -d '-365 days' +%F)
 today=$(date -u +%F)

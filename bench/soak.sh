@@ -12,6 +12,7 @@
 # Usage: bench/soak.sh [SECONDS] [CONNECTIONS]   (defaults 60 and 64; BUILD_DIR=build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DUR=${1:-60}
 CONNS=${2:-64}
 BUILD_DIR=${BUILD_DIR:-build}
@@ -24,7 +25,6 @@ work=$(mktemp -d /tmp/dgsoak.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 # the fake ACE with IDS registrations O3000000.. (deal BENCH-i), 30 % of them faulty
@@ -33,7 +33,11 @@ python3 tests/fakes/fake_ace.py --generate "$IDS" > "$work/ace.port" 2>"$work/ac
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/ace.port" ] && break; sleep 0.1; done
 ACE=$(head -1 "$work/ace.port")
-python3 - "$ACE" "$IDS" <<'PY'
+
+# inject_faults: makes 30 % of the fake ACE's registrations faulty (its /__behave), one of
+# the four kinds in turn; again after each /__reset.
+inject_faults() {
+  python3 - "$ACE" "$IDS" <<'PY'
 import json, sys, urllib.request
 port, ids = int(sys.argv[1]), int(sys.argv[2])
 kinds = [{"status": 500, "error_type": "InternalServerException"}, {"malformed": True},
@@ -45,8 +49,10 @@ for i in range(ids):
             "http://127.0.0.1:%d/__behave" % port, json.dumps(b).encode(),
             {"Content-Type": "application/json"})).read()
 PY
+}
+inject_faults
 
-PORT=$(free_port)
+PORT=$(bench_free_port)
 export DG_BENCH_TOKEN=soak-token-0123456789abcdef
 cat > "$work/soak.ini" <<INI
 [server]
@@ -59,14 +65,7 @@ data_dir = $work/var
 [auth]
 webhook_tokens = \${DG_BENCH_TOKEN}
 reader_tokens = reader-token-0123456789
-[pipeline]
-stages = Prospecting, Qualification, Demo, Proposal, Negotiation, Closed Won, Closed Lost
-won = Closed Won
-lost = Closed Lost
-[rule:demo-needs-registration]
-type = registration
-stage = Demo
-accept.aws = Submitted, In review, Approved
+$(bench_pipeline_ini)
 on_lookup_error = block
 [cloud:aws]
 name = AWS ACE
@@ -81,7 +80,7 @@ INI
 "./$BUILD_DIR/dealgate" serve -c "$work/soak.ini" 2>"$work/dealgate.log" &
 DG_PID=$!
 pids+=($DG_PID)
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+bench_wait_healthz "$PORT"
 
 run_wrk() { # seconds phase
   DG_SOAK_IDS=$IDS DG_SOAK_PHASE=$2 wrk -t2 -c"$CONNS" -d"${1}s" --timeout 10s \
@@ -90,18 +89,7 @@ run_wrk() { # seconds phase
 echo "warm-up: 5 s"
 run_wrk 5 w >/dev/null
 curl -fs -X POST "http://127.0.0.1:$ACE/__reset" -d '{}' >/dev/null || true
-python3 - "$ACE" "$IDS" <<'PY'
-import json, sys, urllib.request
-port, ids = int(sys.argv[1]), int(sys.argv[2])
-kinds = [{"status": 500, "error_type": "InternalServerException"}, {"malformed": True},
-         {"delay_ms": 3000}, {"huge": True}]
-for i in range(ids):
-    if i % 10 < 3:
-        b = dict(kinds[(i // 10 + i) % len(kinds)], key="O%d" % (3000000 + i))
-        urllib.request.urlopen(urllib.request.Request(
-            "http://127.0.0.1:%d/__behave" % port, json.dumps(b).encode(),
-            {"Content-Type": "application/json"})).read()
-PY
+inject_faults
 RSS0=$(rss_mb $DG_PID)
 echo "soak: ${DUR} s, $CONNS connections, 2 wrk threads, 64 server threads"
 run_wrk "$DUR" s > "$work/wrk.out"
