@@ -24,7 +24,6 @@
 #include "gate/hubspot_sig.h"
 #include "gate/json.h"
 #include "gate/routes.h"
-#include "gate/writeback.h"
 
 #define HS_TEXT_MAX 256
 #define HS_LIST_MAX 4096
@@ -463,10 +462,7 @@ int gate_h_hubspot(gate_req *r)
                 &res);
     if (res.status != 200) {
         status = hs_reply_error(r, &res);
-    } else if (gate_writeback_enqueue(r->g, r->rt->cfg, "hubspot", res.decision, NULL) != DG_OK) {
-        status = gate_reply_error(r, 503, "log_unavailable",
-                                  "the write-back could not be queued; retry");
-    } else {
+    } else { /* a write-back it calls for was queued with the decision (gate_decide) */
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(res.decision, "decision_id");
         if (cJSON_IsString(id))
             snprintf(r->decision_id, sizeof r->decision_id, "%s", id->valuestring);

@@ -18,7 +18,6 @@
 #include "gate/event.h"
 #include "gate/json.h"
 #include "gate/routes.h"
-#include "gate/writeback.h"
 
 #define SF_TEXT_MAX 256
 #define SF_PICKLIST_MAX 4096
@@ -301,11 +300,7 @@ int gate_h_salesforce(gate_req *r)
     gate_decide(r->g, r->rt, &ev, "salesforce", hash, 0, &res);
     if (res.status != 200) {
         status = sf_reply_error(r, &res);
-    } else if (gate_writeback_enqueue(r->g, r->rt->cfg, "salesforce", res.decision, NULL) !=
-               DG_OK) {
-        status = gate_reply_error(r, 503, "log_unavailable",
-                                  "the write-back could not be queued; retry");
-    } else {
+    } else { /* a write-back it calls for was queued with the decision (gate_decide) */
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(res.decision, "decision_id");
         if (cJSON_IsString(id))
             snprintf(r->decision_id, sizeof r->decision_id, "%s", id->valuestring);

@@ -8,6 +8,7 @@
 
 #include "gate/dlog_overrides.h"
 #include "gate/metrics.h"
+#include "gate/writeback.h"
 #include "rules/rules.h"
 
 static void result_error(gate_result *res, int status, const char *code, const char *msg)
@@ -78,7 +79,8 @@ static cJSON *registrations_json(const dg_decision *d, const dg_facts *f)
                          : r->lookup == DG_LOOKUP_FAILED    ? "failed"
                                                             : "skipped";
         cJSON_AddStringToObject(o, "lookup", lk);
-        if (r->lookup == DG_LOOKUP_FAILED && r->error) cJSON_AddStringToObject(o, "error", r->error);
+        if (r->lookup == DG_LOOKUP_FAILED && r->error)
+            cJSON_AddStringToObject(o, "error", r->error);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
@@ -92,9 +94,8 @@ static void rfc3339(int64_t ms, char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static cJSON *decision_json(const char *id, int64_t now_ms, const struct cfg *c,
-                            const dg_event *ev, const dg_decision *d, const dg_facts *f,
-                            const char *adapter)
+static cJSON *decision_json(const char *id, int64_t now_ms, const struct cfg *c, const dg_event *ev,
+                            const dg_decision *d, const dg_facts *f, const char *adapter)
 {
     char ts[32];
     rfc3339(now_ms, ts, sizeof ts);
@@ -199,6 +200,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
     const char **clouds = NULL;
     size_t nclouds = 0;
     char *dec_text = NULL, *reasons_t = NULL, *warnings_t = NULL, *regs_t = NULL, *clouds_t = NULL;
+    char *wb_payload = NULL;
     char err[256] = "";
 
     memset(res, 0, sizeof *res);
@@ -224,8 +226,8 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
         result_error(res, 503, "overloaded", "out of memory");
         goto done;
     }
-    if (nclouds > 0 &&
-        conn_lookup(rt->conns, ev, clouds, nclouds, c->server.decision_budget_ms, &facts) != DG_OK) {
+    if (nclouds > 0 && conn_lookup(rt->conns, ev, clouds, nclouds, c->server.decision_budget_ms,
+                                   &facts) != DG_OK) {
         result_error(res, 503, "overloaded", "out of memory");
         goto done;
     }
@@ -276,7 +278,9 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
             cJSON_AddItemToArray(cl, cJSON_CreateString(ev->clouds[i]));
         clouds_t = print_json(cl);
         cJSON_Delete(cl);
-        if (!dec_text || !reasons_t || !warnings_t || !regs_t || !clouds_t) {
+        /* the CRM write-back this block calls for is queued with the decision, atomically */
+        dg_err wrc = gate_writeback_payload(c, adapter, res->decision, &wb_payload);
+        if (!dec_text || !reasons_t || !warnings_t || !regs_t || !clouds_t || wrc != DG_OK) {
             cJSON_Delete(res->decision);
             res->decision = NULL;
             result_error(res, 503, "overloaded", "out of memory");
@@ -319,6 +323,8 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
             .won = won,
             .lost = lost,
             .decision_json = dec_text,
+            .writeback_crm = wb_payload ? adapter : NULL,
+            .writeback_payload_json = wb_payload,
         };
         rc = dlog_append(g->log, &row, err, sizeof err);
         if (rc == DG_EEXISTS) {
@@ -332,8 +338,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
         if (rc != DG_OK) {
             cJSON_Delete(res->decision);
             res->decision = NULL;
-            fprintf(stderr, "{\"event\":\"log_write_failed\",\"error\":\"%s\"}\n",
-                    dg_err_name(rc));
+            fprintf(stderr, "{\"event\":\"log_write_failed\",\"error\":\"%s\"}\n", dg_err_name(rc));
             result_error(res, 503, "log_unavailable",
                          "the decision could not be recorded; nothing was decided, retry");
             res->retry_after_s = 5;
@@ -348,6 +353,7 @@ done:
     free(warnings_t);
     free(regs_t);
     free(clouds_t);
+    free(wb_payload);
     free(clouds);
     dg_facts_free(&facts);
     dg_decision_free(&d);

@@ -247,6 +247,7 @@ enum {
     W_INS_DECISION,
     W_DEAL_UPSERT,
     W_STAGE_RAW,
+    W_INS_WRITEBACK,
     W_INS_COMP,
     W_RETRY,
     W_COUNT
@@ -334,6 +335,12 @@ static const char *const wsql[W_COUNT] = {
                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (opp_id, stage) DO UPDATE"
                     " SET raw = excluded.raw, time_ms = excluded.time_ms"
                     " WHERE excluded.time_ms >= deal_stage_raw.time_ms",
+    /* the write-back job a decision calls for, queued with it (a replay queues nothing:
+     * the decision's own INSERT refuses it first) */
+    [W_INS_WRITEBACK] = "INSERT INTO writebacks (decision_id, crm, opp_id, payload_json, state,"
+                        " attempts, next_at_ms, created_ms, updated_ms)"
+                        " VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)"
+                        " ON CONFLICT (decision_id, crm) DO NOTHING",
     [W_INS_COMP] = "INSERT INTO comp_checks (id, time_ms, batch_id, deal_id, rep, channel, cloud,"
                    " currency, violation, codes, shortfall, result_json)"
                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -717,7 +724,9 @@ static void decision_strings(arena *a, dlog_decision *d)
                         &d->warnings_json,
                         &d->registrations_json,
                         &d->config_version,
-                        &d->decision_json};
+                        &d->decision_json,
+                        &d->writeback_crm,
+                        &d->writeback_payload_json};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         arena_str(a, f[i]);
 }
@@ -1042,6 +1051,15 @@ static dg_err apply_decision(dlog *l, struct req *r, int *wrote)
         return DG_EDB;
     }
     if (update_stage_raw(l, r) != DG_OK) return DG_EDB;
+    if (d->writeback_crm != NULL) {
+        st = l->wst[W_INS_WRITEBACK];
+        bind_text(st, 1, d->id);
+        bind_text(st, 2, d->writeback_crm);
+        bind_text(st, 3, d->opp_id);
+        bind_text(st, 4, d->writeback_payload_json);
+        sqlite3_bind_int64(st, 5, d->time_ms);
+        if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "queue write-back");
+    }
 
     char day[DLOG_DAYLEN];
     day_of(d->time_ms, day);
@@ -1776,8 +1794,16 @@ dg_err dlog_append(dlog *l, const dlog_decision *d, char *err, size_t errlen)
         check_json(d->clouds_json, cJSON_Array, "clouds_json", 0, err, errlen) ||
         check_json(d->reasons_json, cJSON_Array, "reasons_json", 0, err, errlen) ||
         check_json(d->warnings_json, cJSON_Array, "warnings_json", 0, err, errlen) ||
-        check_json(d->registrations_json, cJSON_Array, "registrations_json", 0, err, errlen))
+        check_json(d->registrations_json, cJSON_Array, "registrations_json", 0, err, errlen) ||
+        check_json(d->writeback_payload_json, cJSON_Object, "writeback_payload_json", 0, err,
+                   errlen))
         return DG_EINVAL;
+    if ((d->writeback_crm == NULL) != (d->writeback_payload_json == NULL) ||
+        (d->writeback_crm != NULL && strcmp(d->writeback_crm, "salesforce") != 0 &&
+         strcmp(d->writeback_crm, "hubspot") != 0))
+        return dg_errf(err, errlen, DG_EINVAL,
+                       "decision log: a write-back needs a crm (salesforce or hubspot) and a "
+                       "payload");
     struct req *r = req_decision(d);
     if (r == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
     return submit(l, r, err, errlen);

@@ -42,6 +42,11 @@ typedef struct {
     int gated;                /* a rule applied to this move */
     int won, lost;            /* to_stage is a won / lost stage */
     const char *decision_json; /* required: the full decision object as answered */
+    /* Optional: a write-back job queued with the row, in the same transaction (table
+     * `writebacks`: pending, due at time_ms; a decision is queued once per CRM): the CRM,
+     * "salesforce" | "hubspot", and what to write, a JSON object. Both or neither. */
+    const char *writeback_crm;
+    const char *writeback_payload_json;
 } dlog_decision;
 
 /* Opens (creating if needed) data_dir/dealgate.db, sets WAL, creates/migrates the schema

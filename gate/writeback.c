@@ -47,12 +47,12 @@ static int crm_enabled(const struct cfg *c, int idx)
     return idx == 0 ? c->salesforce.writeback : idx == 1 ? c->hubspot.writeback : 0;
 }
 
-dg_err gate_writeback_enqueue(gate_ctx *g, const struct cfg *c, const char *crm,
-                              const cJSON *decision, int *queued)
+dg_err gate_writeback_payload(const struct cfg *c, const char *crm, const cJSON *decision,
+                              char **payload)
 {
-    if (queued) *queued = 0;
-    int idx = crm_index(crm);
-    if (!g->log || idx < 0 || !crm_enabled(c, idx) || !decision) return DG_OK;
+    *payload = NULL;
+    int idx = crm ? crm_index(crm) : -1;
+    if (!c || idx < 0 || !crm_enabled(c, idx) || !decision) return DG_OK;
     const cJSON *outcome = cJSON_GetObjectItemCaseSensitive(decision, "outcome");
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(decision, "mode");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(decision, "decision_id");
@@ -67,14 +67,27 @@ dg_err gate_writeback_enqueue(gate_ctx *g, const struct cfg *c, const char *crm,
         strcmp(revert->valuestring, to->valuestring) == 0)
         return DG_OK;
     cJSON *p = cJSON_CreateObject();
-    char *payload = NULL;
     dg_err rc = DG_ENOMEM;
-    if (!p || !cJSON_AddStringToObject(p, "opportunity_id", opp->valuestring) ||
-        !cJSON_AddStringToObject(p, "stage_value", revert->valuestring) ||
-        !cJSON_AddStringToObject(p, "blocked_value", to->valuestring) ||
-        !cJSON_AddStringToObject(p, "reason", cJSON_IsString(msg) ? msg->valuestring : "") ||
-        !(payload = cJSON_PrintUnformatted(p)))
-        goto out;
+    if (p && cJSON_AddStringToObject(p, "opportunity_id", opp->valuestring) &&
+        cJSON_AddStringToObject(p, "stage_value", revert->valuestring) &&
+        cJSON_AddStringToObject(p, "blocked_value", to->valuestring) &&
+        cJSON_AddStringToObject(p, "reason", cJSON_IsString(msg) ? msg->valuestring : "") &&
+        (*payload = cJSON_PrintUnformatted(p)) != NULL)
+        rc = DG_OK;
+    cJSON_Delete(p);
+    return rc;
+}
+
+dg_err gate_writeback_enqueue(gate_ctx *g, const struct cfg *c, const char *crm,
+                              const cJSON *decision, int *queued)
+{
+    if (queued) *queued = 0;
+    if (!g->log) return DG_OK;
+    char *payload = NULL;
+    dg_err rc = gate_writeback_payload(c, crm, decision, &payload);
+    if (rc != DG_OK || payload == NULL) return rc;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(decision, "decision_id");
+    const cJSON *opp = cJSON_GetObjectItemCaseSensitive(decision, "opportunity_id");
     char err[256];
     rc = dlog_wb_enqueue(g->log, id->valuestring, crm, opp->valuestring, payload, gate_now_ms(),
                          err, sizeof err);
@@ -85,9 +98,7 @@ dg_err gate_writeback_enqueue(gate_ctx *g, const struct cfg *c, const char *crm,
                 id->valuestring, dg_err_name(rc));
     else if (queued)
         *queued = 1;
-out:
     free(payload);
-    cJSON_Delete(p);
     return rc;
 }
 

@@ -3,7 +3,9 @@
  * HubSpot cannot veto a save, and a Salesforce Flow's asynchronous path runs after the save,
  * so with `writeback = yes` a block is followed by a write-back: the CRM's own stage value
  * to go back to (the decision's revert_to_value) and the reason. The job is queued in the
- * decision log before the CRM gets its answer (durable), and a worker thread works the
+ * decision log in the same transaction as the decision itself (gate_decide fills the row's
+ * write-back fields from gate_writeback_payload), so a decision that calls for a write-back
+ * is never logged without its job, and a replay queues nothing. A worker thread works the
  * queue: it reads the deal again first (if the deal is no longer in the stage that was
  * blocked, someone moved it on and the job is `superseded`), then PATCHes it. Failures that
  * may heal (5xx, 429, timeouts) are retried with exponential back-off (1 s, 2 s, 4 s, ...,
@@ -38,12 +40,21 @@ dg_err gate_writeback_start(gate_ctx *g, gate_writeback **out, char *err, size_t
  * no-op. Call before dlog_close. */
 void gate_writeback_stop(gate_writeback *w);
 
-/* Queues the write-back `decision` (borrowed, a decision object as gate_decide answers it)
- * calls for: a block in enforce mode with a revert value, for crm "salesforce" or "hubspot"
- * whose section says writeback = yes. Idempotent per decision (a replayed decision queues
- * nothing new). *queued (may be NULL) is 1 when a job exists for it afterwards. Returns
- * DG_OK (also when nothing is called for), DG_ENOMEM, or DG_EDB when the log refused it
- * (the caller answers 503 so the CRM retries; the retry replays and queues again). */
+/* The write-back job `decision` (borrowed, a decision object as gate_decide builds it) calls
+ * for under config c: a block in enforce mode with a revert value different from the value
+ * the deal arrived with, for crm "salesforce" or "hubspot" whose section says writeback =
+ * yes. Pure: reads only its arguments. Sets *payload to the job's payload as JSON text
+ * ({"opportunity_id", "stage_value", "blocked_value", "reason"}; caller frees with free()),
+ * or to NULL when no write-back is called for. Returns DG_OK or DG_ENOMEM (*payload NULL).
+ * gate_decide uses it to queue the job in the decision's own transaction. */
+dg_err gate_writeback_payload(const struct cfg *c, const char *crm, const cJSON *decision,
+                              char **payload);
+
+/* Queues the write-back `decision` calls for (gate_writeback_payload) in a transaction of its
+ * own, for a decision logged without one. Idempotent per decision (a job already queued for
+ * it is left as it is). *queued (may be NULL) is 1 when a job exists for it afterwards.
+ * Returns DG_OK (also when nothing is called for), DG_ENOMEM, or DG_EDB when the log refused
+ * it. */
 dg_err gate_writeback_enqueue(gate_ctx *g, const struct cfg *c, const char *crm,
                               const cJSON *decision, int *queued);
 

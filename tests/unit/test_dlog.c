@@ -326,6 +326,63 @@ static void test_unique_event(void **state)
     assert_int_equal(dlog_healthy(f->l), 1);
 }
 
+/* A write-back job rides with its decision: queued in the same transaction, once; a replay
+ * (the event id logged already) queues nothing; half a job is refused. */
+static void test_writeback_with_decision(void **state)
+{
+    fixture *f = *state;
+    static const char payload[] = "{\"opportunity_id\":\"006W\",\"stage_value\":\"q\","
+                                  "\"blocked_value\":\"d\",\"reason\":\"Register it.\"}";
+    tdec a, b, c;
+    tdec_init(&a, 1, "006W", "block", DAY0_MS);
+    a.d.adapter = "salesforce";
+    a.d.event_id = "evt-w";
+    a.d.writeback_crm = "salesforce";
+    a.d.writeback_payload_json = payload;
+    assert_int_equal(append(f->l, &a), DG_OK);
+    char *json = NULL;
+    assert_int_equal(dlog_wb_get(f->l, a.id, &json), DG_OK);
+    cJSON *wb = cJSON_Parse(json);
+    free(json);
+    assert_non_null(wb);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(wb, "state")->valuestring, "pending");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(wb, "crm")->valuestring, "salesforce");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(wb, "stage_value")->valuestring, "q");
+    cJSON_Delete(wb);
+    assert_int_equal(dlog_wb_due(f->l, DAY0_MS), 1);
+
+    /* the same event again (a CRM retry racing the first answer): refused, no second job */
+    tdec_init(&b, 2, "006W", "block", DAY0_MS + 1);
+    b.d.adapter = "salesforce";
+    b.d.event_id = "evt-w";
+    b.d.writeback_crm = "salesforce";
+    b.d.writeback_payload_json = payload;
+    char err[256] = "";
+    assert_int_equal(dlog_append(f->l, &b.d, err, sizeof err), DG_EEXISTS);
+    assert_int_equal(dlog_wb_get(f->l, b.id, &json), DG_ENOTFOUND);
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM writebacks"), 1);
+
+    /* a decision without one queues none */
+    tdec_init(&c, 3, "006W", "allow", DAY0_MS + 2);
+    assert_int_equal(append(f->l, &c), DG_OK);
+    assert_int_equal(dlog_wb_get(f->l, c.id, &json), DG_ENOTFOUND);
+
+    /* half a job, an unknown CRM, or a payload that is not an object: refused, nothing logged */
+    tdec_init(&b, 4, "006W", "block", DAY0_MS + 3);
+    b.d.writeback_crm = "salesforce";
+    assert_int_equal(dlog_append(f->l, &b.d, err, sizeof err), DG_EINVAL);
+    b.d.writeback_crm = NULL;
+    b.d.writeback_payload_json = payload;
+    assert_int_equal(dlog_append(f->l, &b.d, err, sizeof err), DG_EINVAL);
+    b.d.writeback_crm = "pipedrive";
+    assert_int_equal(dlog_append(f->l, &b.d, err, sizeof err), DG_EINVAL);
+    b.d.writeback_crm = "hubspot";
+    b.d.writeback_payload_json = "[1]";
+    assert_int_equal(dlog_append(f->l, &b.d, err, sizeof err), DG_EINVAL);
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM decisions"), 2);
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM writebacks"), 1);
+}
+
 static void test_find_event(void **state)
 {
     fixture *f = *state;
@@ -1041,6 +1098,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unique_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writeback_with_decision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find_recent_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deal_state_and_stage_raw, setup, teardown),
