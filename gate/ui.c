@@ -334,6 +334,46 @@ static void link_deal(hbuf *b, const char *opp, const char *label)
     raw(b, "</a>");
 }
 
+/* A second, muted line of a cell: text (escaped) under what came before. */
+static void muted_line(hbuf *b, const char *text)
+{
+    raw(b, "<br><span class=\"muted\">");
+    html(b, text);
+    raw(b, "</span>");
+}
+
+/* The "since" time of row d (unix ms) as a date and, under it, how long ago; nothing when
+ * d has none. */
+static void since_cell(hbuf *b, const cJSON *d, int64_t now)
+{
+    double since;
+    if (!jnum(d, "since", &since)) return;
+    char w[48], a[32];
+    when_text((int64_t)since, w, sizeof w);
+    ago_text((int64_t)since, now, a, sizeof a);
+    html(b, w);
+    muted_line(b, a);
+}
+
+/* Amounts {"CCY": "decimal", ...} as "1,234.50 CCY" joined by sep (non-strings skipped).
+ * Returns how many were written. */
+static int money_list(hbuf *b, const cJSON *amounts, const char *sep)
+{
+    const cJSON *s;
+    int n = 0;
+    cJSON_ArrayForEach(s, amounts)
+    {
+        if (!cJSON_IsString(s)) continue;
+        char g[DG_MONEY_STRLEN];
+        money_grouped(s->valuestring, s->string, g, sizeof g);
+        if (n++) raw(b, sep);
+        html(b, g);
+        raw(b, " ");
+        html(b, s->string);
+    }
+    return n;
+}
+
 static void filters_form(hbuf *b, const ui_params *p, const struct cfg *c)
 {
     raw(b, "<section><form class=\"filters\" method=\"get\" action=\"/ui\">"
@@ -448,18 +488,7 @@ static void kpi_tiles(hbuf *b, const cJSON *kpi, const ui_params *p)
         double v = 0;
         jnum(kpi, "comp_violations", &v);
         rawf(b, "%.0f</b><span>shortfall: ", v);
-        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(kpi, "comp_total_shortfall"), *s;
-        int n = 0;
-        cJSON_ArrayForEach(s, sh)
-        {
-            if (!cJSON_IsString(s)) continue;
-            char g[DG_MONEY_STRLEN];
-            money_grouped(s->valuestring, s->string, g, sizeof g);
-            if (n++) raw(b, ", ");
-            html(b, g);
-            raw(b, " ");
-            html(b, s->string);
-        }
+        int n = money_list(b, cJSON_GetObjectItemCaseSensitive(kpi, "comp_total_shortfall"), ", ");
         raw(b, n ? "</span></div>" : "none</span></div>");
     }
     raw(b, "</div></section>");
@@ -488,11 +517,7 @@ static void blocked_table(hbuf *b, const cJSON *bl, int64_t now)
         raw(b, "<tr class=\"deal\"><td data-label=\"Deal\">");
         link_deal(b, jstr(d, "opportunity_id"), jstr(d, "name"));
         const char *acct = jstr(d, "account");
-        if (acct) {
-            raw(b, "<br><span class=\"muted\">");
-            html(b, acct);
-            raw(b, "</span>");
-        }
+        if (acct) muted_line(b, acct);
         raw(b, "</td><td data-label=\"Owner\">");
         html(b, jstr(d, "owner"));
         char amt[DG_MONEY_STRLEN + 8];
@@ -513,16 +538,7 @@ static void blocked_table(hbuf *b, const cJSON *bl, int64_t now)
         raw(b, "</td><td class=\"reason\" data-label=\"Reason\">");
         html(b, jstr(d, "message"));
         raw(b, "</td><td data-label=\"Blocked since\">");
-        double since;
-        if (jnum(d, "since", &since)) {
-            char w[48], a[32];
-            when_text((int64_t)since, w, sizeof w);
-            ago_text((int64_t)since, now, a, sizeof a);
-            html(b, w);
-            raw(b, "<br><span class=\"muted\">");
-            html(b, a);
-            raw(b, "</span>");
-        }
+        since_cell(b, d, now);
         raw(b, "</td></tr>");
     }
     raw(b, "</tbody></table></section>");
@@ -561,16 +577,7 @@ static void lapsed_table(hbuf *b, const cJSON *lp, int64_t now)
         raw(b, "</td><td class=\"reason\" data-label=\"Reason\">");
         html(b, jstr(d, "message"));
         raw(b, "</td><td data-label=\"Lapsed\">");
-        double since;
-        if (jnum(d, "since", &since)) {
-            char w[48], a[32];
-            when_text((int64_t)since, w, sizeof w);
-            ago_text((int64_t)since, now, a, sizeof a);
-            html(b, w);
-            raw(b, "<br><span class=\"muted\">");
-            html(b, a);
-            raw(b, "</span>");
-        }
+        since_cell(b, d, now);
         raw(b, "</td></tr>");
     }
     raw(b, "</tbody></table></section>");
@@ -589,9 +596,8 @@ static void overrides_table(hbuf *b, const cJSON *ov)
     {
         raw(b, "<tr class=\"override\"><td data-label=\"Deal\">");
         link_deal(b, jstr(o, "opportunity_id"), NULL);
-        raw(b, "<br><span class=\"muted\">");
-        html(b, jstr(o, "id"));
-        raw(b, "</span></td><td data-label=\"Rule\">");
+        muted_line(b, jstr(o, "id"));
+        raw(b, "</td><td data-label=\"Rule\">");
         html(b, jstr(o, "rule"));
         raw(b, "</td><td data-label=\"Approved by\">");
         html(b, jstr(o, "approved_by"));
@@ -691,18 +697,7 @@ static void comp_table(hbuf *b, const cJSON *reps, const ui_params *p)
         html(b, rep && *rep ? rep : "(no rep)");
         rawf(b, "</td><td class=\"num\" data-label=\"Violations\">%.0f</td>", n);
         raw(b, "<td class=\"num\" data-label=\"Shortfall\">");
-        const cJSON *s;
-        int k = 0;
-        cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(r, "shortfall"))
-        {
-            if (!cJSON_IsString(s)) continue;
-            char g[DG_MONEY_STRLEN];
-            money_grouped(s->valuestring, s->string, g, sizeof g);
-            if (k++) raw(b, "<br>");
-            html(b, g);
-            raw(b, " ");
-            html(b, s->string);
-        }
+        money_list(b, cJSON_GetObjectItemCaseSensitive(r, "shortfall"), "<br>");
         raw(b, "</td></tr>");
     }
     raw(b, "</tbody></table></section>");
@@ -748,7 +743,8 @@ int gate_h_ui(gate_req *r)
     char *json = NULL, err[256];
     cJSON *blocked = NULL, *recent = NULL, *kpi = NULL, *reps = NULL;
     cJSON *lapsed = NULL, *overrides = NULL; /* re-verification, deal-desk overrides */
-    int status = 503;
+    /* the status answered; -1 until then (the log could not be read: 503) */
+    int status = -1;
     if (dlog_blocked(r->g->log, &f, &json, err, sizeof err) != DG_OK) goto done;
     blocked = parse_free(json);
     f.limit = UI_RECENT_ROWS;
@@ -766,34 +762,29 @@ int gate_h_ui(gate_req *r)
     if (dlog_override_query(r->g->log, &of, &json, err, sizeof err) != DG_OK) goto done;
     overrides = parse_free(json);
     if (!blocked || !recent || !kpi || (p.comp && !reps) || !lapsed || !overrides) goto done;
-    status = 200;
-done:
-    if (status != 200) {
-        cJSON_Delete(blocked);
-        cJSON_Delete(recent);
-        cJSON_Delete(kpi);
-        cJSON_Delete(reps);
-        cJSON_Delete(lapsed);
-        cJSON_Delete(overrides);
-        return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
+    {
+        hbuf b = {0};
+        page_head(&b, "Blocked deals");
+        filters_form(&b, &p, r->rt->cfg);
+        blocked_table(&b, blocked, gate_now_ms());
+        lapsed_table(&b, lapsed, gate_now_ms());
+        overrides_table(&b, overrides);
+        kpi_tiles(&b, kpi, &p);
+        recent_table(&b, recent, &p);
+        if (p.comp) comp_table(&b, reps, &p);
+        page_foot(&b);
+        status = reply_page(r, 200, &b);
     }
-    hbuf b = {0};
-    page_head(&b, "Blocked deals");
-    filters_form(&b, &p, r->rt->cfg);
-    blocked_table(&b, blocked, gate_now_ms());
-    lapsed_table(&b, lapsed, gate_now_ms());
-    overrides_table(&b, overrides);
-    kpi_tiles(&b, kpi, &p);
-    recent_table(&b, recent, &p);
-    if (p.comp) comp_table(&b, reps, &p);
-    page_foot(&b);
+done:
     cJSON_Delete(blocked);
     cJSON_Delete(recent);
     cJSON_Delete(kpi);
     cJSON_Delete(reps);
     cJSON_Delete(lapsed);
     cJSON_Delete(overrides);
-    return reply_page(r, 200, &b);
+    if (status < 0)
+        status = gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
+    return status;
 }
 
 int gate_h_ui_deal(gate_req *r)
