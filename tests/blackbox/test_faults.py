@@ -157,15 +157,41 @@ def storm(svc, policy, seconds=2.5, clients=12):
     return results
 
 
+class StallWatch(threading.Thread):
+    """Sleeps 50 ms at a time and keeps the worst oversleep: how long this machine (a shared
+    VM) stopped running the test. A storm that ran through such a stall says nothing about
+    the budget, so it is run again."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.worst = 0.0
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            t0 = time.monotonic()
+            time.sleep(0.05)
+            self.worst = max(self.worst, time.monotonic() - t0 - 0.05)
+
+
 def check_policy(policy):
     srv = ChaosServer(("127.0.0.1", 0), Chaos)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     svc = Service(config=ace_config("http://127.0.0.1:%d" % srv.server_address[1], policy))
     svc.start()
     try:
-        results = storm(svc, policy)
-        slow = [(m, st, round(dt, 2)) for m, st, d, h, dt in results
-                if dt > (BUDGET_MS + MARGIN_MS) / 1000.0]
+        for attempt in range(3):
+            watch = StallWatch()
+            watch.start()
+            results = storm(svc, policy)
+            watch.done.set()
+            watch.join()
+            slow = [(m, st, round(dt, 2)) for m, st, d, h, dt in results
+                    if dt > (BUDGET_MS + MARGIN_MS) / 1000.0]
+            if not slow or watch.worst < 0.3:
+                break
+            print("the machine stalled %.1f s during the storm (%d answers late): again"
+                  % (watch.worst, len(slow)), flush=True)
         assert not slow, "%d of %d answers over budget + margin: %r" % (len(slow), len(results),
                                                                       slow[:5])
         for mode, st, d, h, dt in results:
