@@ -101,9 +101,10 @@ ROWS=$(sqlite3 "$work/var/dealgate.db" "select count(*) from decisions where eve
 alive=yes
 kill -0 $DG_PID 2>/dev/null || alive=no
 
-python3 - "$work/wrk.out" "$work/calls.json" "$IDS" "$ROWS" "$RSS0" "$RSS1" "$HWM" "$DUR" "$alive" <<'PY'
+python3 - "$work/wrk.out" "$work/calls.json" "$IDS" "$ROWS" "$RSS0" "$RSS1" "$HWM" "$DUR" "$alive" \
+  "$work/dealgate.log" <<'PY'
 import json, sys
-out, calls, ids, rows, rss0, rss1, hwm, dur, alive = sys.argv[1:]
+out, calls, ids, rows, rss0, rss1, hwm, dur, alive, dglog = sys.argv[1:]
 v, st = {}, {}
 for line in open(out):
     k, *rest = line.split()
@@ -125,6 +126,17 @@ print("transport errors: connect %d, read %d, write %d, timeout %d" % (
     v["errors_connect"], v["errors_read"], v["errors_write"], v["errors_timeout"]))
 print("latency:         p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (
     v["p50_us"] / 1e3, v["p99_us"] / 1e3, v["max_us"] / 1e3))
+ms = []  # the service's own time per request, from its access log (soak phase only)
+for line in open(dglog, errors="replace"):
+    if line.startswith('{"ts"') and '"event":"request"' in line:
+        try:
+            ms.append(json.loads(line)["ms"])
+        except (ValueError, KeyError):
+            pass
+ms = sorted(ms[-answered:]) if answered else []
+if ms:
+    print("in the service:  p50 %.1f ms, p99 %.1f ms, max %.1f ms (access log)" % (
+        ms[len(ms) // 2], ms[min(len(ms) - 1, int(len(ms) * 0.99))], ms[-1]))
 print("RSS:             %s MB after warm-up, %s MB at the end (%+.1f MB), peak %s MB" % (
     rss0, rss1, float(rss1) - float(rss0), hwm))
 print("upstream:        %d look-ups reached the fake ACE, %d faults injected" % (upstream, faults))
