@@ -476,14 +476,21 @@ static int conv_size(kctx *k, const keyspec *ks, const char *val, void *obj)
     return 0;
 }
 
-static int conv_list(kctx *k, const keyspec *ks, const char *val, void *obj)
+/* Splits val as a comma list into *l (cfg_parse_list). Returns 0, or -1 after reporting. */
+static int klist(kctx *k, const char *val, cfg_strlist *l)
 {
     char e[200];
-    cfg_strlist l;
-    if (cfg_parse_list(val, &l, e, sizeof e) != 0) {
+    if (cfg_parse_list(val, l, e, sizeof e) != 0) {
         kerr(k, "%s", e);
         return -1;
     }
+    return 0;
+}
+
+static int conv_list(kctx *k, const keyspec *ks, const char *val, void *obj)
+{
+    cfg_strlist l;
+    if (klist(k, val, &l) != 0) return -1;
     if ((ks->flags & KF_NONEMPTY) && l.n == 0) {
         kerr(k, "must not be empty");
         return -1;
@@ -505,24 +512,26 @@ static int conv_ccy(kctx *k, const keyspec *ks, const char *val, void *obj)
     return 0;
 }
 
-static int conv_listen(kctx *k, const keyspec *ks, const char *val, void *obj)
+/* A string that check() accepts (0, or -1 with a message in e). */
+static int conv_checked(kctx *k, const keyspec *ks, const char *val, void *obj,
+                        int (*check)(const char *val, char *e, size_t elen))
 {
     char e[200], g[96];
-    if (cfg_check_listen(val, e, sizeof e) != 0) {
+    if (check(val, e, sizeof e) != 0) {
         kerr(k, "%s%s", e, got(k, val, g, sizeof g));
         return -1;
     }
     return conv_str(k, ks, val, obj);
 }
 
+static int conv_listen(kctx *k, const keyspec *ks, const char *val, void *obj)
+{
+    return conv_checked(k, ks, val, obj, cfg_check_listen);
+}
+
 static int conv_url(kctx *k, const keyspec *ks, const char *val, void *obj)
 {
-    char e[200], g[96];
-    if (cfg_check_url(val, e, sizeof e) != 0) {
-        kerr(k, "%s%s", e, got(k, val, g, sizeof g));
-        return -1;
-    }
-    return conv_str(k, ks, val, obj);
+    return conv_checked(k, ks, val, obj, cfg_check_url);
 }
 
 static int conv_enum(kctx *k, const keyspec *ks, const char *val, void *obj)
@@ -566,6 +575,15 @@ static int has_key(const rawsec *s, const char *name)
     for (size_t i = 0; i < s->nkv; i++)
         if (strcmp(s->kv[i].key, name) == 0) return 1;
     return 0;
+}
+
+/* The index of the first key of s named as key i: i itself unless it is a duplicate. */
+static size_t first_of_key(const rawsec *s, size_t i)
+{
+    size_t d;
+    for (d = 0; d < i; d++)
+        if (strcmp(s->kv[d].key, s->kv[i].key) == 0) break;
+    return d;
 }
 
 static const char *conn_name(cfg_connector c)
@@ -621,9 +639,7 @@ static void apply(loader *L, rawsec *s, const keyspec *ks, size_t nks, void *obj
             }
             int prefixed = j < nks && (ks[j].flags & KF_PREFIX);
             if (pass == 0) {
-                size_t d;
-                for (d = 0; d < i; d++)
-                    if (strcmp(s->kv[d].key, kv->key) == 0) break;
+                size_t d = first_of_key(s, i);
                 if (d < i) {
                     errat(L, kv->line, "duplicate key '%.80s' (first at line %d)", kv->key,
                           s->kv[d].line);
@@ -642,10 +658,7 @@ static void apply(loader *L, rawsec *s, const keyspec *ks, size_t nks, void *obj
                 seen[j] = 1;
             } else {
                 if (j == nks || !prefixed) continue;
-                size_t d;
-                for (d = 0; d < i; d++)
-                    if (strcmp(s->kv[d].key, kv->key) == 0) break;
-                if (d < i) continue;
+                if (first_of_key(s, i) < i) continue; /* a duplicate, reported in pass 0 */
             }
             char *val = NULL, warn[300], e[300];
             int from_file = 0;
@@ -916,11 +929,7 @@ static int conv_rule_pipelines(kctx *k, const keyspec *ks, const char *val, void
     (void)ks;
     cfg_rule *r = obj;
     cfg_strlist l;
-    char e[200];
-    if (cfg_parse_list(val, &l, e, sizeof e) != 0) {
-        kerr(k, "%s", e);
-        return -1;
-    }
+    if (klist(k, val, &l) != 0) return -1;
     cfg_strlist_clear(&r->pipelines);
     r->all_pipelines = 0;
     if (l.n == 1 && strcmp(l.v[0], "*") == 0) {
@@ -966,11 +975,7 @@ static int conv_rule_clouds(kctx *k, const keyspec *ks, const char *val, void *o
         return 0;
     }
     cfg_strlist l;
-    char e[200];
-    if (cfg_parse_list(val, &l, e, sizeof e) != 0) {
-        kerr(k, "%s", e);
-        return -1;
-    }
+    if (klist(k, val, &l) != 0) return -1;
     if (l.n == 0) {
         kerr(k, "must be deal or a list of cloud keys");
         return -1;
@@ -996,11 +1001,7 @@ static int conv_accept(kctx *k, const keyspec *ks, const char *val, void *obj)
         return -1;
     }
     cfg_strlist l;
-    char e[200];
-    if (cfg_parse_list(val, &l, e, sizeof e) != 0) {
-        kerr(k, "%s", e);
-        return -1;
-    }
+    if (klist(k, val, &l) != 0) return -1;
     if (l.n == 0) {
         kerr(k, "must list at least one accepted state");
         return -1;
