@@ -371,7 +371,8 @@ static int run_case(const struct cfg *c, const cJSON *cs, char *why, size_t whyl
         else
             codes_text(d.warnings, d.nwarnings, got_codes, sizeof got_codes);
         if (strcmp(got_codes, want_codes) != 0) {
-            snprintf(why, whylen, "expected %s [%.300s], got [%.300s]", lists[k], want_codes, got_codes);
+            snprintf(why, whylen, "expected %s [%.300s], got [%.300s]", lists[k], want_codes,
+                     got_codes);
             goto done;
         }
     }
@@ -525,6 +526,7 @@ static void run_dir(const struct cfg *c, const char *dir, rt_counts *n)
 int gate_rule_tests_main(int argc, char **argv)
 {
     const char *path = RT_DEFAULT_CONFIG;
+    const char *cases[argc + 1]; /* the arguments that are not "-c FILE" */
     int nargs = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
@@ -534,7 +536,7 @@ int gate_rule_tests_main(int argc, char **argv)
             }
             path = argv[++i];
         } else {
-            nargs++;
+            cases[nargs++] = argv[i];
         }
     }
     if (nargs == 0) {
@@ -551,16 +553,12 @@ int gate_rule_tests_main(int argc, char **argv)
         return 2;
     }
     rt_counts n = {0};
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-            i++;
-            continue;
-        }
+    for (int i = 0; i < nargs; i++) {
         struct stat sb;
-        if (stat(argv[i], &sb) == 0 && S_ISDIR(sb.st_mode))
-            run_dir(c, argv[i], &n);
+        if (stat(cases[i], &sb) == 0 && S_ISDIR(sb.st_mode))
+            run_dir(c, cases[i], &n);
         else
-            run_file(c, argv[i], &n);
+            run_file(c, cases[i], &n);
     }
     cfg_free(c);
     printf("%u passed, %u failed\n", n.passed, n.failed);
