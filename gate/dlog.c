@@ -47,6 +47,10 @@
 #define DLOG_TIME_MAX INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
 #define DLOG_CKPT_FRAMES 4000 /* WAL frames that start a checkpoint (16 MiB of 4 KiB pages) */
 #define DLOG_CKPT_WAIT_MS 50  /* the RESTART checkpoint waits this long for the WAL's users */
+#define DLOG_BLOOM_MIN 524288 /* keys a Bloom filter is sized for at least (1 MiB of bits) */
+#define DLOG_BLOOM_BITS 10    /* bits per key it is sized for, and ... */
+#define DLOG_BLOOM_K 7        /* ... probes per key: about 1 % false "maybe" when full */
+#define DLOG_BLOOM_OVERFILL 3 /* past cap x this, a filter turns off */
 
 /* ---- schema ------------------------------------------------------------------------------ */
 
@@ -391,6 +395,19 @@ static const char *const rsql[R_COUNT] = {
 
 /* ---- the log ------------------------------------------------------------------------------ */
 
+/* A Bloom filter of keys the log holds (event ids, deal ids): "certainly not there" lets a
+ * request skip a read that would find nothing. Only the writer adds, before the COMMIT that
+ * makes the key visible, so the filter never misses a committed key; a key whose transaction
+ * failed, or whose row was pruned, only costs a read. Bits are atomic words (readers never
+ * lock). Past DLOG_BLOOM_OVERFILL times its capacity the filter turns itself off (every
+ * answer "maybe") until the next open sizes it anew. */
+struct bloom {
+    _Atomic uint64_t *w; /* nbits / 64 words; NULL: off (every key "maybe") */
+    uint64_t mask;       /* nbits - 1, nbits a power of two */
+    atomic_size_t n;     /* keys added */
+    size_t cap;          /* keys it was sized for */
+};
+
 typedef enum { RQ_DECISION, RQ_COMP, RQ_RETRY, RQ_CALL } rq_kind;
 
 /* One queued write. Owns mem, which holds copies of every string it points at. */
@@ -469,6 +486,9 @@ struct dlog {
     pthread_t ckpt;
     int ckpt_started;
     atomic_uint_fast64_t checkpoints; /* completed, for tests and /metrics */
+
+    struct bloom events; /* "adapter\x1fevent_id" of every logged decision with an event id */
+    struct bloom deals;  /* opp_id of every deal with a `deals` row */
 
     /* deals that may have a live override (dlog_ovr_note / dlog_ovr_maybe) */
     pthread_rwlock_t olock;
@@ -563,14 +583,112 @@ static void sb_str(sbuf *b, const char *s)
     sb_add(b, s, strlen(s));
 }
 
-/* Returns 1 if s parses as JSON of the given type (cJSON_Object / cJSON_Array). */
+/* ---- JSON validation without building a tree (RFC 8259 grammar) ----------------------------
+ * dlog_append checks that its JSON columns are JSON of the right type (the read side splices
+ * them into replies as they are). Parsing them with cJSON allocated a node per value, five
+ * texts per decision; this only scans. It is as strict as the RFC (cJSON accepts a little
+ * more, e.g. "1."), and nests at most DLOG_JSON_DEPTH deep (cJSON: 1000). */
+
+#define DLOG_JSON_DEPTH 512
+
+static const char *js_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static int js_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Each returns the position after what it scanned, or NULL when it is not valid JSON. */
+static const char *js_string(const char *p)
+{
+    if (*p++ != '"') return NULL;
+    for (;;) {
+        unsigned char c = (unsigned char)*p++;
+        if (c == '"') return p;
+        if (c < 0x20) return NULL; /* also the end of the text */
+        if (c != '\\') continue;
+        c = (unsigned char)*p++;
+        if (c == 'u') {
+            for (int i = 0; i < 4; i++)
+                if (!js_hex(*p++)) return NULL;
+        } else if (!strchr("\"\\/bfnrt", c) || c == '\0') {
+            return NULL;
+        }
+    }
+}
+
+static const char *js_digits(const char *p)
+{
+    if (*p < '0' || *p > '9') return NULL;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return p;
+}
+
+static const char *js_number(const char *p)
+{
+    if (*p == '-') p++;
+    if (*p == '0')
+        p++;
+    else if ((p = js_digits(p)) == NULL)
+        return NULL;
+    if (*p == '.' && (p = js_digits(p + 1)) == NULL) return NULL;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if ((p = js_digits(p)) == NULL) return NULL;
+    }
+    return p;
+}
+
+static const char *js_value(const char *p, int depth)
+{
+    p = js_ws(p);
+    switch (*p) {
+    case '"':
+        return js_string(p);
+    case 't':
+        return strncmp(p, "true", 4) == 0 ? p + 4 : NULL;
+    case 'f':
+        return strncmp(p, "false", 5) == 0 ? p + 5 : NULL;
+    case 'n':
+        return strncmp(p, "null", 4) == 0 ? p + 4 : NULL;
+    case '{':
+    case '[': {
+        char close = *p == '{' ? '}' : ']';
+        int obj = *p == '{';
+        if (depth >= DLOG_JSON_DEPTH) return NULL;
+        p = js_ws(p + 1);
+        if (*p == close) return p + 1;
+        for (;;) {
+            if (obj) {
+                if ((p = js_string(js_ws(p))) == NULL) return NULL;
+                p = js_ws(p);
+                if (*p++ != ':') return NULL;
+            }
+            if ((p = js_value(p, depth + 1)) == NULL) return NULL;
+            p = js_ws(p);
+            if (*p == close) return p + 1;
+            if (*p++ != ',') return NULL;
+        }
+    }
+    default:
+        return js_number(p);
+    }
+}
+
+/* Returns 1 if s is one JSON value of the given type (cJSON_Object / cJSON_Array). */
 static int json_is(const char *s, int type)
 {
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithOpts(s, &end, 1);
-    int ok = j != NULL && (j->type & 0xFF) == type;
-    cJSON_Delete(j);
-    return ok;
+    const char *p = js_ws(s);
+    if (*p != (type == cJSON_Object ? '{' : '[')) return 0;
+    p = js_value(p, 0);
+    return p != NULL && *js_ws(p) == '\0';
 }
 
 /* UTC day "YYYY-MM-DD" of a unix-ms time (times are checked to be in 1970..9999). */
@@ -845,6 +963,105 @@ static dg_err submit(dlog *l, struct req *r, char *err, size_t errlen)
     return rc;
 }
 
+/* ---- Bloom filters of logged keys ---------------------------------------------------------- */
+
+/* Two 64-bit hashes of the key a, sep, b (b may be NULL): FNV-1a and a mix of it. */
+static void bloom_hash(const char *a, const char *b, uint64_t *h1, uint64_t *h2)
+{
+    uint64_t h = 1469598103934665603u;
+    for (const char *p = a; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    if (b != NULL) {
+        h = (h ^ 0x1f) * 1099511628211u;
+        for (const char *p = b; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211u;
+    }
+    uint64_t x = h ^ (h >> 33); /* splitmix64 finalizer */
+    x *= 0xff51afd7ed558ccdu;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53u;
+    x ^= x >> 33;
+    *h1 = h;
+    *h2 = x | 1; /* odd: the probes cover the table */
+}
+
+/* Sizes b for keys (at least DLOG_BLOOM_MIN). Out of memory leaves it off. */
+static void bloom_init(struct bloom *b, size_t keys)
+{
+    size_t cap = keys < DLOG_BLOOM_MIN ? DLOG_BLOOM_MIN : keys;
+    uint64_t nbits = 64;
+    while (nbits < (uint64_t)cap * DLOG_BLOOM_BITS && nbits < (UINT64_C(1) << 40))
+        nbits <<= 1;
+    b->w = calloc((size_t)(nbits / 64), sizeof *b->w);
+    b->mask = nbits - 1;
+    b->cap = cap;
+    atomic_init(&b->n, 0);
+}
+
+static void bloom_add(struct bloom *b, const char *a, const char *k2)
+{
+    if (b->w == NULL) return;
+    uint64_t h1, h2;
+    bloom_hash(a, k2, &h1, &h2);
+    for (int i = 0; i < DLOG_BLOOM_K; i++) {
+        uint64_t bit = (h1 + (uint64_t)i * h2) & b->mask;
+        atomic_fetch_or_explicit(&b->w[bit >> 6], UINT64_C(1) << (bit & 63), memory_order_release);
+    }
+    atomic_fetch_add_explicit(&b->n, 1, memory_order_relaxed); /* too full: bloom_maybe */
+}
+
+/* 0 when the key was certainly never added; 1 when it may have been (or the filter is off). */
+static int bloom_maybe(const struct bloom *b, const char *a, const char *k2)
+{
+    if (b->w == NULL ||
+        atomic_load_explicit(&b->n, memory_order_relaxed) > b->cap * DLOG_BLOOM_OVERFILL)
+        return 1;
+    uint64_t h1, h2;
+    bloom_hash(a, k2, &h1, &h2);
+    for (int i = 0; i < DLOG_BLOOM_K; i++) {
+        uint64_t bit = (h1 + (uint64_t)i * h2) & b->mask;
+        if (!(atomic_load_explicit(&b->w[bit >> 6], memory_order_acquire) &
+              (UINT64_C(1) << (bit & 63))))
+            return 0;
+    }
+    return 1;
+}
+
+/* Fills the filters from the log (at open, before any thread runs): one scan of the event
+ * index and one of the deals' keys. */
+static dg_err blooms_load(dlog *l, char *err, size_t errlen)
+{
+    static const char *const count_sql[2] = {
+        "SELECT count(*) FROM decisions WHERE event_id IS NOT NULL", "SELECT count(*) FROM deals"};
+    static const char *const keys_sql[2] = {
+        "SELECT adapter, event_id FROM decisions WHERE event_id IS NOT NULL",
+        "SELECT opp_id, NULL FROM deals"};
+    struct bloom *f[2] = {&l->events, &l->deals};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st = NULL;
+        int64_t n = 0;
+        if (sqlite3_prepare_v2(l->wdb, count_sql[i], -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        st = NULL;
+        /* room to grow: four times what the log holds now */
+        bloom_init(f[i], n > 0 && (uint64_t)n < SIZE_MAX / 8 ? (size_t)n * 4 : 0);
+        if (sqlite3_prepare_v2(l->wdb, keys_sql[i], -1, &st, NULL) != SQLITE_OK)
+            return dg_errf(err, errlen, DG_EDB, "decision log: %s", sqlite3_errmsg(l->wdb));
+        int src;
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *a = (const char *)sqlite3_column_text(st, 0);
+            const char *b = (const char *)sqlite3_column_text(st, 1);
+            if (a != NULL) bloom_add(f[i], a, b);
+        }
+        sqlite3_finalize(st);
+        if (src != SQLITE_DONE)
+            return dg_errf(err, errlen, DG_EDB, "decision log: %s", sqlite3_errmsg(l->wdb));
+    }
+    return DG_OK;
+}
+
 /* ---- the writer -------------------------------------------------------------------------- */
 
 /* Records a failed statement on r: "decision log: what: sqlite message". */
@@ -1040,6 +1257,8 @@ static dg_err apply_decision(dlog *l, struct req *r, int *wrote)
         return req_fail(l, r, "insert decision");
     }
     *wrote = 1;
+    if (d->event_id != NULL) bloom_add(&l->events, d->adapter, d->event_id);
+    bloom_add(&l->deals, d->opp_id, NULL);
 
     dlog_kpi_deal deal;
     char *deal_mem = NULL;
@@ -1106,6 +1325,7 @@ static dg_err apply_comp(dlog *l, struct req *r)
 
 static dg_err apply_retry(dlog *l, struct req *r)
 {
+    bloom_add(&l->deals, r->opp_id, NULL);
     sqlite3_stmt *st = l->wst[W_RETRY];
     bind_text(st, 1, r->opp_id);
     sqlite3_bind_int64(st, 2, r->now_s);
@@ -1653,6 +1873,8 @@ static void dlog_free(dlog *l)
     for (size_t i = 0; i < l->ocap; i++)
         free(l->oset[i]);
     free(l->oset);
+    free(l->events.w);
+    free(l->deals.w);
     pthread_rwlock_destroy(&l->olock);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv_work);
@@ -1717,6 +1939,7 @@ dg_err dlog_open(const char *data_dir, dlog **out, char *err, size_t errlen)
     if (open_writer(l, err, errlen) != DG_OK) goto done;
     if (open_readers(l, err, errlen) != DG_OK) goto done;
     if (oset_load(l, err, errlen) != DG_OK) goto done;
+    if (blooms_load(l, err, errlen) != DG_OK) goto done;
     if ((rc = open_durability(l, err, errlen)) != DG_OK) goto done;
     rc = DG_EDB;
     if (pthread_create(&l->syncer, NULL, syncer_main, l) != 0) {
@@ -2055,6 +2278,7 @@ dg_err dlog_find_event(dlog *l, const char *adapter, const char *event_id, char 
     if (decision_json) *decision_json = NULL;
     if (body_hash) *body_hash = NULL;
     if (l == NULL || adapter == NULL || event_id == NULL) return DG_EINVAL;
+    if (!bloom_maybe(&l->events, adapter, event_id)) return DG_ENOTFOUND; /* never logged */
     char **out[2] = {decision_json, body_hash};
     return read_row(l, R_FIND_EVENT, adapter, event_id, 0, 0, out, 2, -1, NULL);
 }
@@ -2064,6 +2288,7 @@ dg_err dlog_find_recent_body(dlog *l, const char *opp_id, const char *body_hash,
 {
     if (decision_json) *decision_json = NULL;
     if (l == NULL || opp_id == NULL || body_hash == NULL) return DG_EINVAL;
+    if (!bloom_maybe(&l->deals, opp_id, NULL)) return DG_ENOTFOUND; /* no decision for it */
     char **out[1] = {decision_json};
     return read_row(l, R_FIND_BODY, opp_id, body_hash, 1, since_ms, out, 1, -1, NULL);
 }
@@ -2107,6 +2332,7 @@ dg_err dlog_deal_state(dlog *l, const char *opp_id, char **last_stage, char **la
     if (last_raw) *last_raw = NULL;
     if (retry_since) *retry_since = 0;
     if (l == NULL || opp_id == NULL) return DG_EINVAL;
+    if (!bloom_maybe(&l->deals, opp_id, NULL)) return DG_ENOTFOUND; /* an unknown deal */
     char **out[2] = {last_stage, last_raw};
     return read_row(l, R_DEAL_STATE, opp_id, NULL, 0, 0, out, 2, 2, retry_since);
 }
@@ -2115,6 +2341,7 @@ dg_err dlog_stage_raw(dlog *l, const char *opp_id, const char *stage, char **raw
 {
     if (raw) *raw = NULL;
     if (l == NULL || opp_id == NULL || stage == NULL) return DG_EINVAL;
+    if (!bloom_maybe(&l->deals, opp_id, NULL)) return DG_ENOTFOUND; /* an unknown deal */
     char **out[1] = {raw};
     return read_row(l, R_STAGE_RAW, opp_id, stage, 0, 0, out, 1, -1, NULL);
 }

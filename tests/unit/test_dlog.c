@@ -287,7 +287,45 @@ static void test_append_invalid(void **state)
     tdec_init(&t, 1, "006A", "allow", DAY0_MS);
     t.d.reasons_json = "{}";
     assert_int_equal(dlog_append(f->l, &t.d, err, sizeof err), DG_EINVAL);
+    /* the JSON columns are checked against the grammar, not just their first character */
+    static const char *const bad[] = {"{\"a\":}",
+                                      "{\"a\" 1}",
+                                      "{\"a\":1,}",
+                                      "{\"a\":1} x",
+                                      "{\"a\":\"\x01\"}",
+                                      "{\"a\":\"\\x\"}",
+                                      "{\"a\":\"\\u12g4\"}",
+                                      "{\"a\":01}",
+                                      "{\"a\":1.}",
+                                      "{\"a\":-}",
+                                      "{\"a\":tru}",
+                                      "{a:1}",
+                                      "{\"a\":[1,2}",
+                                      "{\"a\":\"x}",
+                                      "{} {}",
+                                      "{\"a\":1e}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tdec_init(&t, 1, "006A", "allow", DAY0_MS);
+        t.d.decision_json = bad[i];
+        assert_int_equal(dlog_append(f->l, &t.d, err, sizeof err), DG_EINVAL);
+    }
+    char deep[1300];
+    for (int i = 0; i < 600; i++) {
+        deep[i] = '[';
+        deep[1199 - i] = ']';
+    }
+    deep[1200] = '\0';
+    tdec_init(&t, 1, "006A", "allow", DAY0_MS);
+    t.d.clouds_json = deep;
+    assert_int_equal(dlog_append(f->l, &t.d, err, sizeof err), DG_EINVAL);
     assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM decisions"), 0);
+    /* and what the grammar allows is accepted */
+    tdec_init(&t, 1, "006A", "allow", DAY0_MS);
+    t.d.decision_json =
+        " { \"decision_id\" : \"x\\u00e9\\n\\\"\" , \"n\":[-0.5e+3, 0, 12, true, false,"
+        " null, {}, []], \"o\": {\"k\": \"\u00e9\"} } ";
+    assert_int_equal(dlog_append(f->l, &t.d, err, sizeof err), DG_OK);
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM decisions"), 1);
 }
 
 static void test_unique_event(void **state)
@@ -402,6 +440,49 @@ static void test_find_event(void **state)
     assert_null(json);
     assert_null(hash);
     assert_int_equal(dlog_find_event(f->l, "salesforce", "sf-43", &json, NULL), DG_ENOTFOUND);
+}
+
+/* The in-memory filters that let reads skip keys never logged are rebuilt at open: after a
+ * reopen, events, deals and their raw stage values are found again, unknown ones not. */
+static void test_reopen_finds_keys(void **state)
+{
+    fixture *f = *state;
+    tdec a;
+    tdec_init(&a, 1, "006K", "allow", DAY0_MS);
+    a.d.adapter = "hubspot";
+    a.d.event_id = "cb-7";
+    a.d.body_hash = "beef";
+    assert_int_equal(append(f->l, &a), DG_OK);
+    assert_int_equal(dlog_note_retry(f->l, "006RETRY", 1790812800), DG_OK);
+    dlog_close(f->l);
+    char err[256] = "";
+    assert_int_equal(dlog_open(f->dir, &f->l, err, sizeof err), DG_OK);
+    char *json = NULL, *hash = NULL, *stage = NULL, *raw = NULL;
+    assert_int_equal(dlog_find_event(f->l, "hubspot", "cb-7", &json, &hash), DG_OK);
+    assert_string_equal(json, a.json);
+    assert_string_equal(hash, "beef");
+    free(json);
+    free(hash);
+    assert_int_equal(dlog_find_event(f->l, "hubspot", "cb-8", &json, NULL), DG_ENOTFOUND);
+    assert_int_equal(dlog_deal_state(f->l, "006K", &stage, &raw, NULL), DG_OK);
+    assert_string_equal(stage, "Demo");
+    assert_string_equal(raw, "presentationscheduled");
+    free(stage);
+    free(raw);
+    assert_int_equal(dlog_stage_raw(f->l, "006K", "Demo", &raw), DG_OK);
+    assert_string_equal(raw, "presentationscheduled");
+    free(raw);
+    int64_t retry = 0;
+    assert_int_equal(dlog_deal_state(f->l, "006RETRY", &stage, &raw, &retry), DG_OK);
+    assert_null(stage);
+    assert_int_equal(retry, 1790812800);
+    assert_int_equal(dlog_deal_state(f->l, "006NONE", &stage, &raw, &retry), DG_ENOTFOUND);
+    /* a deal first seen after the reopen is found at once */
+    tdec_init(&a, 2, "006NEW", "allow", DAY0_MS + 1);
+    assert_int_equal(append(f->l, &a), DG_OK);
+    assert_int_equal(dlog_deal_state(f->l, "006NEW", &stage, NULL, NULL), DG_OK);
+    assert_string_equal(stage, "Demo");
+    free(stage);
 }
 
 static void test_find_recent_body(void **state)
@@ -1100,6 +1181,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unique_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writeback_with_decision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_finds_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find_recent_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deal_state_and_stage_raw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_won_lost_and_daily, setup, teardown),
