@@ -395,12 +395,14 @@ static const char *const rsql[R_COUNT] = {
 
 /* ---- the log ------------------------------------------------------------------------------ */
 
-/* A Bloom filter of keys the log holds (event ids, deal ids): "certainly not there" lets a
- * request skip a read that would find nothing. Only the writer adds, before the COMMIT that
- * makes the key visible, so the filter never misses a committed key; a key whose transaction
- * failed, or whose row was pruned, only costs a read. Bits are atomic words (readers never
- * lock). Past DLOG_BLOOM_OVERFILL times its capacity the filter turns itself off (every
- * answer "maybe") until the next open sizes it anew. */
+/* A Bloom filter of the event ids the log holds: "certainly not there" lets a request skip a
+ * read that would find nothing. Only the writer adds, before the COMMIT that makes the key
+ * visible, so the filter never misses a key this process committed; a key whose transaction
+ * failed, or whose row was pruned, only costs a read. Another process writing the same log
+ * (dealgate import-history, while the service runs) logs only adapter "import", which the gate
+ * never looks up. Bits are atomic words (readers never lock). Past DLOG_BLOOM_OVERFILL times
+ * its capacity the filter turns itself off (every answer "maybe") until the next open sizes
+ * it anew. (Deals get no such filter: an import may add history to a deal at any time.) */
 struct bloom {
     _Atomic uint64_t *w; /* nbits / 64 words; NULL: off (every key "maybe") */
     uint64_t mask;       /* nbits - 1, nbits a power of two */
@@ -488,7 +490,6 @@ struct dlog {
     atomic_uint_fast64_t checkpoints; /* completed, for tests and /metrics */
 
     struct bloom events; /* "adapter\x1fevent_id" of every logged decision with an event id */
-    struct bloom deals;  /* opp_id of every deal with a `deals` row */
 
     /* deals that may have a live override (dlog_ovr_note / dlog_ovr_maybe) */
     pthread_rwlock_t olock;
@@ -1027,38 +1028,33 @@ static int bloom_maybe(const struct bloom *b, const char *a, const char *k2)
     return 1;
 }
 
-/* Fills the filters from the log (at open, before any thread runs): one scan of the event
- * index and one of the deals' keys. */
+/* Fills the event filter from the log (at open, before any thread runs): one scan of the
+ * event index. */
 static dg_err blooms_load(dlog *l, char *err, size_t errlen)
 {
-    static const char *const count_sql[2] = {
-        "SELECT count(*) FROM decisions WHERE event_id IS NOT NULL", "SELECT count(*) FROM deals"};
-    static const char *const keys_sql[2] = {
-        "SELECT adapter, event_id FROM decisions WHERE event_id IS NOT NULL",
-        "SELECT opp_id, NULL FROM deals"};
-    struct bloom *f[2] = {&l->events, &l->deals};
-    for (int i = 0; i < 2; i++) {
-        sqlite3_stmt *st = NULL;
-        int64_t n = 0;
-        if (sqlite3_prepare_v2(l->wdb, count_sql[i], -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            n = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        st = NULL;
-        /* room to grow: four times what the log holds now */
-        bloom_init(f[i], n > 0 && (uint64_t)n < SIZE_MAX / 8 ? (size_t)n * 4 : 0);
-        if (sqlite3_prepare_v2(l->wdb, keys_sql[i], -1, &st, NULL) != SQLITE_OK)
-            return dg_errf(err, errlen, DG_EDB, "decision log: %s", sqlite3_errmsg(l->wdb));
-        int src;
-        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-            const char *a = (const char *)sqlite3_column_text(st, 0);
-            const char *b = (const char *)sqlite3_column_text(st, 1);
-            if (a != NULL) bloom_add(f[i], a, b);
-        }
-        sqlite3_finalize(st);
-        if (src != SQLITE_DONE)
-            return dg_errf(err, errlen, DG_EDB, "decision log: %s", sqlite3_errmsg(l->wdb));
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(l->wdb, "SELECT count(*) FROM decisions WHERE event_id IS NOT NULL", -1,
+                           &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    /* room to grow: four times what the log holds now */
+    bloom_init(&l->events, n > 0 && (uint64_t)n < SIZE_MAX / 8 ? (size_t)n * 4 : 0);
+    if (sqlite3_prepare_v2(l->wdb,
+                           "SELECT adapter, event_id FROM decisions WHERE event_id IS NOT NULL", -1,
+                           &st, NULL) != SQLITE_OK)
+        return dg_errf(err, errlen, DG_EDB, "decision log: %s", sqlite3_errmsg(l->wdb));
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *a = (const char *)sqlite3_column_text(st, 0);
+        const char *b = (const char *)sqlite3_column_text(st, 1);
+        if (a != NULL && b != NULL) bloom_add(&l->events, a, b);
     }
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return dg_errf(err, errlen, DG_EDB, "decision log: %s", sqlite3_errmsg(l->wdb));
     return DG_OK;
 }
 
@@ -1258,7 +1254,6 @@ static dg_err apply_decision(dlog *l, struct req *r, int *wrote)
     }
     *wrote = 1;
     if (d->event_id != NULL) bloom_add(&l->events, d->adapter, d->event_id);
-    bloom_add(&l->deals, d->opp_id, NULL);
 
     dlog_kpi_deal deal;
     char *deal_mem = NULL;
@@ -1325,7 +1320,6 @@ static dg_err apply_comp(dlog *l, struct req *r)
 
 static dg_err apply_retry(dlog *l, struct req *r)
 {
-    bloom_add(&l->deals, r->opp_id, NULL);
     sqlite3_stmt *st = l->wst[W_RETRY];
     bind_text(st, 1, r->opp_id);
     sqlite3_bind_int64(st, 2, r->now_s);
@@ -1874,7 +1868,6 @@ static void dlog_free(dlog *l)
         free(l->oset[i]);
     free(l->oset);
     free(l->events.w);
-    free(l->deals.w);
     pthread_rwlock_destroy(&l->olock);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv_work);
@@ -2288,7 +2281,6 @@ dg_err dlog_find_recent_body(dlog *l, const char *opp_id, const char *body_hash,
 {
     if (decision_json) *decision_json = NULL;
     if (l == NULL || opp_id == NULL || body_hash == NULL) return DG_EINVAL;
-    if (!bloom_maybe(&l->deals, opp_id, NULL)) return DG_ENOTFOUND; /* no decision for it */
     char **out[1] = {decision_json};
     return read_row(l, R_FIND_BODY, opp_id, body_hash, 1, since_ms, out, 1, -1, NULL);
 }
@@ -2332,7 +2324,6 @@ dg_err dlog_deal_state(dlog *l, const char *opp_id, char **last_stage, char **la
     if (last_raw) *last_raw = NULL;
     if (retry_since) *retry_since = 0;
     if (l == NULL || opp_id == NULL) return DG_EINVAL;
-    if (!bloom_maybe(&l->deals, opp_id, NULL)) return DG_ENOTFOUND; /* an unknown deal */
     char **out[2] = {last_stage, last_raw};
     return read_row(l, R_DEAL_STATE, opp_id, NULL, 0, 0, out, 2, 2, retry_since);
 }
@@ -2341,7 +2332,6 @@ dg_err dlog_stage_raw(dlog *l, const char *opp_id, const char *stage, char **raw
 {
     if (raw) *raw = NULL;
     if (l == NULL || opp_id == NULL || stage == NULL) return DG_EINVAL;
-    if (!bloom_maybe(&l->deals, opp_id, NULL)) return DG_ENOTFOUND; /* an unknown deal */
     char **out[1] = {raw};
     return read_row(l, R_STAGE_RAW, opp_id, stage, 0, 0, out, 1, -1, NULL);
 }

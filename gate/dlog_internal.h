@@ -27,8 +27,10 @@ dg_err dlog_read_call(dlog *l, dlog_read_fn fn, void *arg);
 
 /* Deals that may have a live override, kept in memory so the gate reads the `overrides`
  * table only for them (almost every deal has none). Loaded at open from the overrides not
- * revoked and not expired; dlog_ovr_note() is called (on the writer thread) for every
- * override added. Stale entries (revoked, expired) only cost a read. */
+ * revoked; dlog_ovr_note() is called (on the writer thread) for every override added.
+ * Overrides are granted only through the service (POST /v1/overrides): another process
+ * writing the log (dealgate import-history) adds none. Stale entries (revoked, expired)
+ * only cost a read. */
 
 /* Notes that deal opp_id may have a live override. Out of memory: every deal counts as
  * "may have one" from then on. */
