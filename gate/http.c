@@ -77,15 +77,33 @@ static const char *status_text(int status)
     }
 }
 
+/* Replies up to this size go out in one write (headers and body together: one send, one
+ * TCP segment with tcp_nodelay); a larger body is written after the headers. */
+#define GATE_REPLY_ONE_WRITE 8192
+
 int gate_reply_raw(gate_req *r, int status, const char *ctype, const char *body, size_t len,
                    const char *extra_headers)
 {
     r->status = status;
-    mg_printf(r->conn,
-              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-              "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
-              status, status_text(status), ctype, len, extra_headers ? extra_headers : "");
-    if (len && strcmp(r->ri->request_method, "HEAD") != 0) mg_write(r->conn, body, len);
+    char buf[GATE_REPLY_ONE_WRITE];
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
+                     status, status_text(status), ctype, len, extra_headers ? extra_headers : "");
+    int with_body = len && strcmp(r->ri->request_method, "HEAD") != 0;
+    if (n < 0 || (size_t)n >= sizeof buf) { /* headers this long cannot happen; be safe */
+        mg_printf(r->conn,
+                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                  "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
+                  status, status_text(status), ctype, len, extra_headers ? extra_headers : "");
+    } else if (with_body && len <= sizeof buf - (size_t)n) {
+        memcpy(buf + n, body, len);
+        mg_write(r->conn, buf, (size_t)n + len);
+        return status;
+    } else {
+        mg_write(r->conn, buf, (size_t)n);
+    }
+    if (with_body) mg_write(r->conn, body, len);
     return status;
 }
 
@@ -255,27 +273,62 @@ static const gate_tokens *tokens_for(const gate_rt *rt, gate_auth a)
     }
 }
 
+/* Appends s to out (at *len, cap bytes) as the inside of a JSON string, escaped as cJSON
+ * prints strings (quote, backslash and control characters; other bytes as they are), cut at
+ * max bytes of s. */
+static void json_esc(char *out, size_t cap, size_t *len, const char *s, size_t max)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; s[i] && i < max && *len + 7 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[(*len)++] = '\\';
+            out[(*len)++] = (char)c;
+        } else if (c < 0x20) {
+            const char *e = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+            if (e != NULL) {
+                out[(*len)++] = e[0];
+                out[(*len)++] = e[1];
+            } else {
+                memcpy(out + *len, "\\u00", 4);
+                out[*len + 4] = hex[c >> 4];
+                out[*len + 5] = hex[c & 15];
+                *len += 6;
+            }
+        } else {
+            out[(*len)++] = (char)c;
+        }
+    }
+}
+
+/* One JSON line per request: {"ts", "event": "request", "method", "path" (its first 1024
+ * bytes), "status", "ms", "decision_id"}. Formatted by hand (this runs for every request). */
 static void access_log(const gate_req *r, double ms)
 {
-    cJSON *o = cJSON_CreateObject();
-    char ts[32];
+    char line[8192], ts[32]; /* room for every field escaped at 6 bytes a byte */
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    cJSON_AddStringToObject(o, "ts", ts);
-    cJSON_AddStringToObject(o, "event", "request");
-    cJSON_AddStringToObject(o, "method", r->ri->request_method);
-    cJSON_AddStringToObject(o, "path", r->path ? r->path : "");
-    cJSON_AddNumberToObject(o, "status", r->status);
-    cJSON_AddNumberToObject(o, "ms", (double)(long)(ms * 1000) / 1000.0);
-    if (r->decision_id[0]) cJSON_AddStringToObject(o, "decision_id", r->decision_id);
-    char *line = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (line) {
-        fprintf(stderr, "%s\n", line);
-        free(line);
+    size_t len = (size_t)snprintf(line, sizeof line,
+                                  "{\"ts\":\"%s\",\"event\":\"request\",\"method\":\"", ts);
+    json_esc(line, sizeof line, &len, r->ri->request_method, 32);
+    memcpy(line + len, "\",\"path\":\"", 10);
+    len += 10;
+    json_esc(line, sizeof line, &len, r->path ? r->path : "", 1024);
+    long us = (long)(ms * 1000);
+    int n = snprintf(line + len, sizeof line - len, "\",\"status\":%d,\"ms\":%ld.%03ld", r->status,
+                     us / 1000, us % 1000);
+    if (n > 0 && (size_t)n < sizeof line - len) len += (size_t)n;
+    if (r->decision_id[0]) {
+        memcpy(line + len, ",\"decision_id\":\"", 16);
+        len += 16;
+        json_esc(line, sizeof line, &len, r->decision_id, sizeof r->decision_id);
+        line[len++] = '"';
     }
+    line[len++] = '}';
+    line[len++] = '\n';
+    fwrite(line, 1, len, stderr);
 }
 
 int gate_http_handle(struct mg_connection *conn, void *cbdata)
