@@ -410,23 +410,6 @@ static void test_bad_signature(void **s)
     conn_ace_backend.close(st);
 }
 
-typedef struct {
-    void *st;
-    char id[16];
-    dg_err rc;
-    dg_lookup_status lookup;
-} caller;
-
-static void *call_by_id(void *arg)
-{
-    caller *c = arg;
-    dg_reg_fact f = {0};
-    c->rc = conn_ace_backend.by_id(c->st, c->id, 3000, &f);
-    c->lookup = f.lookup;
-    dg_reg_fact_free(&f);
-    return NULL;
-}
-
 /* One instance serves many threads at once: every call signed right and answered. */
 static void test_concurrent_calls(void **s)
 {
@@ -437,9 +420,9 @@ static void test_concurrent_calls(void **s)
     pthread_t th[16];
     caller c[16];
     for (int i = 0; i < 16; i++) {
-        c[i] = (caller){.st = st};
+        c[i] = (caller){.be = &conn_ace_backend, .st = st};
         snprintf(c[i].id, sizeof c[i].id, "%s", ids[i % 5]);
-        assert_int_equal(pthread_create(&th[i], NULL, call_by_id, &c[i]), 0);
+        assert_int_equal(pthread_create(&th[i], NULL, caller_run, &c[i]), 0);
     }
     for (int i = 0; i < 16; i++) {
         pthread_join(th[i], NULL);

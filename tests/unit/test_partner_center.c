@@ -377,22 +377,6 @@ static void test_connection_refused(void **s)
     conn_partner_center_backend.close(st);
 }
 
-typedef struct {
-    void *st;
-    dg_err rc;
-    dg_lookup_status lookup;
-} caller;
-
-static void *call_by_id(void *arg)
-{
-    caller *c = arg;
-    dg_reg_fact f = {0};
-    c->rc = conn_partner_center_backend.by_id(c->st, RID(1), 3000, &f);
-    c->lookup = f.lookup;
-    dg_reg_fact_free(&f);
-    return NULL;
-}
-
 /* Callers arriving while a token refresh is under way wait for it: one grant for all. */
 static void test_concurrent_callers_share_one_refresh(void **s)
 {
@@ -402,8 +386,8 @@ static void test_concurrent_callers_share_one_refresh(void **s)
     pthread_t th[8];
     caller c[8];
     for (int i = 0; i < 8; i++) {
-        c[i] = (caller){.st = st};
-        assert_int_equal(pthread_create(&th[i], NULL, call_by_id, &c[i]), 0);
+        c[i] = (caller){.be = &conn_partner_center_backend, .st = st, .id = RID(1)};
+        assert_int_equal(pthread_create(&th[i], NULL, caller_run, &c[i]), 0);
     }
     for (int i = 0; i < 8; i++) {
         pthread_join(th[i], NULL);
