@@ -514,7 +514,7 @@ static void run_dir(const struct cfg *c, const char *dir, rt_counts *n)
         cnt++;
     }
     closedir(d);
-    qsort(names, cnt, sizeof *names, name_cmp);
+    if (cnt > 1) qsort(names, cnt, sizeof *names, name_cmp); /* names is NULL when empty */
     if (cnt == 0) unusable(n, dir, "no *.json case files");
     for (size_t i = 0; i < cnt; i++) {
         run_file(c, names[i], n);

@@ -113,6 +113,14 @@ def test_unusable_input_exits_2():
             os.unlink(path)
     rc, out, err = run("-c", "config/dealgate.ini", "/nonexistent/cases.json")
     assert rc == 2 and "No such file" in err
+    # A directory without case files (once undefined behaviour: qsort of a NULL array).
+    import tempfile
+    empty = tempfile.mkdtemp()
+    try:
+        rc, out, err = run("-c", "config/dealgate.ini", empty)
+        assert rc == 2 and "no *.json case files" in err, (rc, out, err)
+    finally:
+        os.rmdir(empty)
     rc, out, err = run("-c", "/nonexistent.ini", "config/tests/dealgate")
     assert rc == 2 and out.strip() == "0 passed, 0 failed", out
     rc, out, err = run("-c", "config/dealgate.ini")
