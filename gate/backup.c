@@ -13,8 +13,8 @@
 #include <sqlite3.h>
 
 #include "config/cfg.h"
+#include "gate/cli.h"
 
-#define BK_DEFAULT_CONFIG "config/dealgate.ini"
 #define BK_BUSY_MS 5000
 #define BK_TRIES 50 /* busy/locked steps before giving up (100 ms apart) */
 
@@ -101,32 +101,17 @@ done:
 
 int gate_backup_main(int argc, char **argv)
 {
-    const char *cfg_path = BK_DEFAULT_CONFIG, *out = NULL;
+    char *rest[argc + 1];
     int nargs = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "dealgate: %s needs a file\n", argv[i]);
-                return 2;
-            }
-            cfg_path = argv[++i];
-        } else {
-            out = argv[i];
-            nargs++;
-        }
-    }
-    if (nargs != 1 || !*out) {
+    const char *cfg_path = gate_cli_config_arg(argc, argv, rest, &nargs);
+    if (!cfg_path) return 2;
+    const char *out = nargs == 1 ? rest[0] : NULL;
+    if (!out || !*out) {
         fprintf(stderr, "usage: dealgate backup [-c FILE] BACKUP_FILE\n");
         return 2;
     }
-    struct cfg *c = NULL;
-    cfg_errors errs = {0};
-    if (cfg_load(cfg_path, &c, &errs) != DG_OK) {
-        for (size_t i = 0; i < errs.lines.n; i++)
-            fprintf(stderr, "%s\n", errs.lines.v[i]);
-        cfg_errors_free(&errs);
-        return 2;
-    }
+    struct cfg *c = gate_cli_load(cfg_path, 0);
+    if (!c) return 2;
     int status = 1;
     char src[4096], tmp[4096], err[600] = "", dir[4096];
     struct stat sb;

@@ -41,9 +41,7 @@ static const char usage[] =
     "  backup [-c FILE] FILE    a consistent copy of the decision log (service may run)\n"
     "  --version | --help\n";
 
-/* Takes "-c FILE" out of argv; returns the config path and leaves the other args in
- * rest[0..*nrest). Returns NULL (after printing) on a usage error. */
-static const char *cli_config_arg(int argc, char **argv, char **rest, int *nrest)
+const char *gate_cli_config_arg(int argc, char **argv, char **rest, int *nrest)
 {
     const char *path = CLI_DEFAULT_CONFIG;
     *nrest = 0;
@@ -61,18 +59,19 @@ static const char *cli_config_arg(int argc, char **argv, char **rest, int *nrest
     return path;
 }
 
-/* Loads a config, printing every error; returns NULL on failure. */
-static struct cfg *cli_load(const char *path, int print_warnings)
+struct cfg *gate_cli_load(const char *path, int print_warnings)
 {
     struct cfg *c = NULL;
     cfg_errors errs = {0};
     if (cfg_load(path, &c, &errs) != DG_OK) {
-        for (size_t i = 0; i < errs.lines.n; i++) fprintf(stderr, "%s\n", errs.lines.v[i]);
+        for (size_t i = 0; i < errs.lines.n; i++)
+            fprintf(stderr, "%s\n", errs.lines.v[i]);
         cfg_errors_free(&errs);
         return NULL;
     }
     if (print_warnings)
-        for (size_t i = 0; i < c->warnings.n; i++) fprintf(stderr, "%s\n", c->warnings.v[i]);
+        for (size_t i = 0; i < c->warnings.n; i++)
+            fprintf(stderr, "%s\n", c->warnings.v[i]);
     return c;
 }
 
@@ -80,12 +79,12 @@ static int cmd_check_config(int argc, char **argv)
 {
     char *rest[argc + 1];
     int nrest;
-    const char *path = cli_config_arg(argc, argv, rest, &nrest);
+    const char *path = gate_cli_config_arg(argc, argv, rest, &nrest);
     if (!path || nrest > 0) {
         fputs(usage, stderr);
         return 2;
     }
-    struct cfg *c = cli_load(path, 1);
+    struct cfg *c = gate_cli_load(path, 1);
     if (!c) return 1;
     printf("configuration OK\n");
     cfg_free(c);
@@ -96,7 +95,7 @@ static int cmd_serve(int argc, char **argv)
 {
     char *rest[argc + 1];
     int nrest, status = 1;
-    const char *path = cli_config_arg(argc, argv, rest, &nrest);
+    const char *path = gate_cli_config_arg(argc, argv, rest, &nrest);
     if (!path || nrest > 0) {
         fputs(usage, stderr);
         return 2;
@@ -118,7 +117,7 @@ static int cmd_serve(int argc, char **argv)
     gate_writeback *wb = NULL;
     gate_reverify *rv = NULL;
     char err[512], listen[128] = "";
-    struct cfg *c = cli_load(path, 1);
+    struct cfg *c = gate_cli_load(path, 1);
     if (!c) goto done;
     if (dlog_open(c->server.data_dir, &g.log, err, sizeof err) != DG_OK) {
         fprintf(stderr, "dealgate: decision log in %s: %s\n", c->server.data_dir, err);
@@ -161,9 +160,9 @@ static int cmd_serve(int argc, char **argv)
     status = 0;
 done:
     gate_http_stop(mg, listen); /* waits for in-flight requests */
-    gate_reverify_stop(rv);  /* after the deal in hand; before the log closes */
-    gate_writeback_stop(wb); /* before the log closes; unfinished jobs stay queued */
-    dlog_close(g.log);   /* commits everything queued */
+    gate_reverify_stop(rv);     /* after the deal in hand; before the log closes */
+    gate_writeback_stop(wb);    /* before the log closes; unfinished jobs stay queued */
+    dlog_close(g.log);          /* commits everything queued */
     gate_rt_install(&g, NULL);
     gate_metrics_free(g.metrics); /* after mg_stop: no request is recording */
     pthread_mutex_destroy(&g.rt_lock);
@@ -205,7 +204,7 @@ static int cmd_eval(int argc, char **argv)
 {
     char *rest[argc + 1];
     int nrest, status = 2;
-    const char *path = cli_config_arg(argc, argv, rest, &nrest);
+    const char *path = gate_cli_config_arg(argc, argv, rest, &nrest);
     if (!path || nrest > 1) {
         fputs(usage, stderr);
         return 2;
@@ -218,7 +217,7 @@ static int cmd_eval(int argc, char **argv)
     cJSON *root = NULL;
     dg_event ev = {0};
     gate_result res = {0};
-    struct cfg *c = cli_load(path, 0);
+    struct cfg *c = gate_cli_load(path, 0);
     if (!c) goto done;
     gate_rt *rt = NULL;
     if (gate_rt_new(c, &rt, err, sizeof err) != DG_OK) {

@@ -25,12 +25,12 @@
 #include <cjson/cJSON.h>
 
 #include "config/cfg.h"
+#include "gate/cli.h"
 #include "gate/dlog.h"
 #include "gate/event.h"
 #include "gate/gate.h"
 #include "gate/timeparse.h"
 
-#define IH_DEFAULT_CONFIG "config/dealgate.ini"
 #define IH_FIELD_MAX 4096 /* bytes of one cell */
 #define IH_FIELDS_MAX 512 /* cells of one row */
 #define IH_NORM_MAX 128   /* a normalised header name */
@@ -576,28 +576,17 @@ static void on_record(int ch, void *user)
 
 int gate_import_history_main(int argc, char **argv)
 {
-    const char *cfg_path = IH_DEFAULT_CONFIG, *csv_path = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "dealgate: %s needs a file\n", argv[i]);
-                return 2;
-            }
-            cfg_path = argv[++i];
-        } else if (!csv_path) {
-            csv_path = argv[i];
-        } else {
-            csv_path = NULL;
-            break;
-        }
-    }
+    char *rest[argc + 1];
+    int nargs = 0;
+    const char *cfg_path = gate_cli_config_arg(argc, argv, rest, &nargs);
+    if (!cfg_path) return 2;
+    const char *csv_path = nargs == 1 ? rest[0] : NULL;
     if (!csv_path) {
         fprintf(stderr, "usage: dealgate import-history [-c FILE] history.csv\n");
         return 2;
     }
     int status = 2;
     struct cfg *c = NULL;
-    cfg_errors errs = {0};
     FILE *f = NULL;
     char *line = NULL;
     size_t cap = 0;
@@ -606,11 +595,7 @@ int gate_import_history_main(int argc, char **argv)
     ih_state *s = calloc(1, sizeof *s);
     char err[400];
     if (!s) goto done;
-    if (cfg_load(cfg_path, &c, &errs) != DG_OK) {
-        for (size_t i = 0; i < errs.lines.n; i++)
-            fprintf(stderr, "%s\n", errs.lines.v[i]);
-        goto done;
-    }
+    if (!(c = gate_cli_load(cfg_path, 0))) goto done;
     s->c = c;
     f = strcmp(csv_path, "-") == 0 ? stdin : fopen(csv_path, "rb");
     if (!f) {
@@ -663,7 +648,6 @@ done:
         dlog_close(s->log);
     }
     free(s);
-    cfg_errors_free(&errs);
     cfg_free(c);
     return status;
 }

@@ -23,13 +23,13 @@
 #include <cjson/cJSON.h>
 
 #include "config/cfg.h"
+#include "gate/cli.h"
 #include "connectors/conn.h"
 #include "gate/event.h"
 #include "gate/json.h"
 #include "gate/timeparse.h"
 #include "rules/rules.h"
 
-#define RT_DEFAULT_CONFIG "config/dealgate.ini"
 #define RT_FILE_MAX (4 << 20)
 #define RT_MSG 600
 
@@ -525,30 +525,16 @@ static void run_dir(const struct cfg *c, const char *dir, rt_counts *n)
 
 int gate_rule_tests_main(int argc, char **argv)
 {
-    const char *path = RT_DEFAULT_CONFIG;
-    const char *cases[argc + 1]; /* the arguments that are not "-c FILE" */
+    char *cases[argc + 1]; /* the arguments that are not "-c FILE" */
     int nargs = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "dealgate: %s needs a file\n", argv[i]);
-                return 2;
-            }
-            path = argv[++i];
-        } else {
-            cases[nargs++] = argv[i];
-        }
-    }
+    const char *path = gate_cli_config_arg(argc, argv, cases, &nargs);
+    if (!path) return 2;
     if (nargs == 0) {
         fprintf(stderr, "usage: dealgate test [-c FILE] CASES...  (case files or directories)\n");
         return 2;
     }
-    struct cfg *c = NULL;
-    cfg_errors errs = {0};
-    if (cfg_load(path, &c, &errs) != DG_OK) {
-        for (size_t i = 0; i < errs.lines.n; i++)
-            fprintf(stderr, "%s\n", errs.lines.v[i]);
-        cfg_errors_free(&errs);
+    struct cfg *c = gate_cli_load(path, 0);
+    if (!c) {
         printf("0 passed, 0 failed\n");
         return 2;
     }
