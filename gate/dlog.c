@@ -251,6 +251,7 @@ enum {
     W_INS_DECISION,
     W_DEAL_UPSERT,
     W_STAGE_RAW,
+    W_STAGE_RAW2,
     W_INS_WRITEBACK,
     W_INS_COMP,
     W_RETRY,
@@ -334,7 +335,14 @@ static const char *const wsql[W_COUNT] = {
         "  THEN :time ELSE first_allowed_ms END,"
         " retry_since = 0,"
         " decisions = decisions + 1"
-        " RETURNING clouds, amount, currency, first_gated_ms, first_allowed_ms, won_ms, lost_ms",
+        " RETURNING clouds, amount, currency, first_gated_ms, first_allowed_ms, won_ms, lost_ms,"
+        " decisions",
+    /* both sides of a move in one statement (rows in order: with one stage on both sides the
+     * target's value wins, as two statements would have it) */
+    [W_STAGE_RAW2] = "INSERT INTO deal_stage_raw (opp_id, stage, raw, time_ms)"
+                     " VALUES (?1, ?2, ?3, ?4), (?1, ?5, ?6, ?4) ON CONFLICT (opp_id, stage)"
+                     " DO UPDATE SET raw = excluded.raw, time_ms = excluded.time_ms"
+                     " WHERE excluded.time_ms >= deal_stage_raw.time_ms",
     [W_STAGE_RAW] = "INSERT INTO deal_stage_raw (opp_id, stage, raw, time_ms)"
                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (opp_id, stage) DO UPDATE"
                     " SET raw = excluded.raw, time_ms = excluded.time_ms"
@@ -1177,6 +1185,7 @@ static dg_err update_deal(dlog *l, struct req *r, dlog_kpi_deal *deal, char **me
     for (int i = 0; i < 4; i++)
         if ((*has[i] = sqlite3_column_type(st, 3 + i) != SQLITE_NULL))
             *val[i] = sqlite3_column_int64(st, 3 + i);
+    deal->is_new = sqlite3_column_int64(st, 7) == 1;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) { /* one row; run to completion */
     }
     stmt_done(st);
@@ -1192,6 +1201,17 @@ static dg_err update_deal(dlog *l, struct req *r, dlog_kpi_deal *deal, char **me
 static dg_err update_stage_raw(dlog *l, struct req *r)
 {
     const dlog_decision *d = &r->d;
+    if (d->from_stage && d->from_raw && d->to_stage && d->to_raw) {
+        sqlite3_stmt *st = l->wst[W_STAGE_RAW2];
+        bind_text(st, 1, d->opp_id);
+        bind_text(st, 2, d->from_stage);
+        bind_text(st, 3, d->from_raw);
+        sqlite3_bind_int64(st, 4, d->time_ms);
+        bind_text(st, 5, d->to_stage);
+        bind_text(st, 6, d->to_raw);
+        if (run_stmt(st) != SQLITE_DONE) return req_fail(l, r, "stage values");
+        return DG_OK;
+    }
     if (note_stage_raw(l, r, d->from_stage, d->from_raw) != DG_OK) return DG_EDB;
     return note_stage_raw(l, r, d->to_stage, d->to_raw);
 }

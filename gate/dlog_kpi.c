@@ -26,6 +26,7 @@
 
 #define KPI_CLOUD_MAX 64 /* longest cloud key accounted (config keys are at most 64) */
 #define KPI_MAX_CLOUDS 16
+#define KPI_FRESH_MAX 64 /* registrations of one decision kept to account a new deal */
 #define KPI_KEY_MAX 96
 #define KPI_DAY_MS INT64_C(86400000)
 
@@ -423,10 +424,17 @@ static void state_from_deal(deal_state *s, const dlog_kpi_deal *deal)
     if ((s->has_lost = deal->has_lost)) s->lost_ms = deal->lost_ms;
 }
 
-/* Loads deal opp's state (its deals row: given as deal, or read when deal is NULL; regs;
- * reach from deal_kpi). *found = the deals row exists. */
-static dg_err load_state(dlog_kpi *k, const char *opp, const dlog_kpi_deal *deal, deal_state *s,
-                         int *found, char *err, size_t errlen)
+static int reg_cmp(const void *a, const void *b)
+{
+    return strcmp(((const kpi_reg *)a)->cloud, ((const kpi_reg *)b)->cloud);
+}
+
+/* Loads deal opp's state (its deals row: given as deal, or read when deal is NULL; its
+ * registrations: read, or for a new deal the nnew this decision just stored, in new). *found
+ * = the deals row exists. */
+static dg_err load_state(dlog_kpi *k, const char *opp, const dlog_kpi_deal *deal,
+                         const kpi_reg *fresh, size_t nfresh, deal_state *s, int *found, char *err,
+                         size_t errlen)
 {
     memset(s, 0, sizeof *s);
     *found = 0;
@@ -461,6 +469,16 @@ static dg_err load_state(dlog_kpi *k, const char *opp, const dlog_kpi_deal *deal
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_fail(k, "kpi deal", err, errlen);
     }
 
+    if (deal != NULL && deal->is_new && fresh != NULL) { /* as K_REGS reads them: by cloud */
+        kpi_reg sorted[KPI_FRESH_MAX];
+        memcpy(sorted, fresh, nfresh * sizeof *fresh);
+        qsort(sorted, nfresh, sizeof sorted[0], reg_cmp);
+        for (size_t i = 0; i < nfresh && s->nregs < KPI_MAX_CLOUDS; i++) {
+            s->regs[s->nregs++] = sorted[i];
+            cset_add(&s->clouds, sorted[i].cloud);
+        }
+        return DG_OK;
+    }
     st = k->st[K_REGS];
     bind_txt(st, 1, opp);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && s->nregs < KPI_MAX_CLOUDS) {
@@ -536,10 +554,14 @@ static dg_err load_row(dlog_kpi *k, const char *opp, kpi_row *r, char *err, size
 /* ---- accounting a decision --------------------------------------------------------------- */
 
 /* Records the decision's verified registrations in deal_regs; fills the clouds it checked
- * and those verified into *checked / *verified. */
+ * and those verified into *checked / *verified, and what it stored (the first registration
+ * per cloud: the earliest verification wins, and later ones of the same decision are no
+ * earlier) into fresh[0..*nfresh) (KPI_FRESH_MAX room); *nfresh = KPI_FRESH_MAX + 1 when
+ * there were more. */
 static dg_err note_regs(dlog_kpi *k, const dlog_decision *d, cset *checked, cset *verified,
-                        char *err, size_t errlen)
+                        kpi_reg *fresh, size_t *nfresh, char *err, size_t errlen)
 {
+    *nfresh = 0;
     cJSON *a = d->registrations_json ? cJSON_Parse(d->registrations_json) : NULL;
     const cJSON *it;
     dg_err rc = DG_OK;
@@ -549,6 +571,7 @@ static dg_err note_regs(dlog_kpi *k, const dlog_decision *d, cset *checked, cset
         if (!cJSON_IsString(cloud) || strlen(cloud->valuestring) > KPI_CLOUD_MAX) continue;
         cset_add(checked, cloud->valuestring);
         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "verified"))) continue;
+        int again = cset_has(verified, cloud->valuestring);
         cset_add(verified, cloud->valuestring);
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         const cJSON *created = cJSON_GetObjectItemCaseSensitive(it, "created_at");
@@ -568,6 +591,15 @@ static dg_err note_regs(dlog_kpi *k, const dlog_decision *d, cset *checked, cset
         if (src != SQLITE_DONE) {
             rc = db_fail(k, "kpi registrations", err, errlen);
             break;
+        }
+        if (!again && *nfresh == KPI_FRESH_MAX) *nfresh = KPI_FRESH_MAX + 1; /* too many */
+        if (!again && *nfresh < KPI_FRESH_MAX) {
+            kpi_reg *r = &fresh[(*nfresh)++];
+            snprintf(r->cloud, sizeof r->cloud, "%s", cloud->valuestring);
+            r->verified_ms = d->time_ms;
+            r->has_created = has_created;
+            r->created_ms = has_created ? created_ms : 0;
+            r->inbound = cJSON_IsString(origin) && strcmp(origin->valuestring, "cloud") == 0;
         }
     }
     cJSON_Delete(a);
@@ -615,10 +647,20 @@ dg_err dlog_kpi_decision(dlog_kpi *k, const dlog_decision *d, const dlog_kpi_dea
     deal_state s;
     int found = 0;
 
-    if ((rc = note_regs(k, d, &checked, &verified, err, errlen)) != DG_OK) goto done;
+    kpi_reg fresh[KPI_FRESH_MAX];
+    size_t nfresh = 0;
+    if ((rc = note_regs(k, d, &checked, &verified, fresh, &nfresh, err, errlen)) != DG_OK)
+        goto done;
     if ((rc = count_block_codes(k, d, err, errlen)) != DG_OK) goto done;
-    if ((rc = load_row(k, d->opp_id, &row, err, errlen)) != DG_OK) goto done;
-    if ((rc = load_state(k, d->opp_id, deal, &s, &found, err, errlen)) != DG_OK) goto done;
+    /* a new deal has no deal_kpi row yet (row stays empty: not found) */
+    if ((deal == NULL || !deal->is_new) &&
+        (rc = load_row(k, d->opp_id, &row, err, errlen)) != DG_OK)
+        goto done;
+    /* more registrations than fit: read them back as for a known deal */
+    const kpi_reg *fr = nfresh <= KPI_FRESH_MAX ? fresh : NULL;
+    if ((rc = load_state(k, d->opp_id, deal, fr, fr ? nfresh : 0, &s, &found, err, errlen)) !=
+        DG_OK)
+        goto done;
 
     /* the first allowed gated move fixes which clouds the deal reached the gate with */
     int allowed = d->outcome && strcmp(d->outcome, "allow") == 0;

@@ -85,6 +85,8 @@ dg_err dlog_kpi_flush(dlog_kpi *k, char *err, size_t errlen);
 /* The columns of a deal's `deals` row the KPI accounting uses (strings borrowed). */
 typedef struct {
     const char *clouds_json, *currency;
+    int is_new; /* this is the deal's first decision: no KPI state or registration is stored
+                   for it yet (the accounting then reads neither) */
     int has_amount;
     int64_t amount;
     int has_first_gated, has_first_allowed, has_won, has_lost;

@@ -618,6 +618,22 @@ static void test_deal_state_and_stage_raw(void **state)
     assert_string_equal(raw, "demo_custom_id");
     free(raw);
     assert_int_equal(sql_int(f->dir, "SELECT blocked FROM deals WHERE opp_id = '006D'"), 0);
+
+    /* one stage on both sides with two raw values (a pipeline change in the CRM): the value
+     * the move arrived with wins; both sides in one decision write one value per stage */
+    tdec t6;
+    tdec_init(&t6, 60, "006D", "allow", DAY0_MS + 4000);
+    t6.d.from_stage = "Demo";
+    t6.d.from_raw = "demo_custom_id";
+    t6.d.to_stage = "Demo";
+    t6.d.to_raw = "presentationscheduled_2";
+    assert_int_equal(append(f->l, &t6), DG_OK);
+    assert_int_equal(dlog_stage_raw(f->l, "006D", "Demo", &raw), DG_OK);
+    assert_string_equal(raw, "presentationscheduled_2");
+    free(raw);
+    /* Demo, Qualification, Proposal, Negotiation, Prospecting */
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM deal_stage_raw WHERE opp_id = '006D'"),
+                     5);
 }
 
 static void test_won_lost_and_daily(void **state)
