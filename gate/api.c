@@ -51,6 +51,9 @@ static int reply_result(gate_req *r, gate_result *res)
     }
     const cJSON *id = cJSON_GetObjectItem(res->decision, "decision_id");
     if (cJSON_IsString(id)) snprintf(r->decision_id, sizeof r->decision_id, "%s", id->valuestring);
+    if (res->text != NULL) /* printed once already, for the log */
+        return gate_reply_raw(r, 200, "application/json", res->text, strlen(res->text),
+                              res->replay ? "X-Dealgate-Replay: 1\r\n" : "");
     cJSON *d = res->decision;
     res->decision = NULL;
     return gate_reply_json(r, 200, d, res->replay ? "X-Dealgate-Replay: 1\r\n" : "");

@@ -344,6 +344,8 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
             res->retry_after_s = 5;
             goto done;
         }
+        res->text = dec_text; /* the decision as logged, for the answer */
+        dec_text = NULL;
     }
     res->status = 200;
 done:
@@ -363,4 +365,6 @@ void gate_result_free(gate_result *res)
 {
     cJSON_Delete(res->decision);
     res->decision = NULL;
+    free(res->text);
+    res->text = NULL;
 }

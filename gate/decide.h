@@ -19,6 +19,9 @@ typedef struct {
     int retry_after_s;      /* with 503: the Retry-After value */
     cJSON *decision;        /* with 200: the decision object (caller frees: cJSON_Delete) */
     int replay;             /* 1 if this is the first decision, replayed */
+    char *text;             /* with 200 for a decision just logged: `decision` as the JSON text
+                               the log holds (an answer need not print it again); else NULL.
+                               Freed by gate_result_free */
 } gate_result;
 
 /* Decides ev for `adapter` ("stage", "salesforce", "hubspot"). body_hash identifies the
