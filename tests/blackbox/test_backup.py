@@ -27,7 +27,10 @@ def test_backup_while_serving_and_restore():
     def load():
         i = 0
         while not stop.is_set():
-            st, d, _ = svc.gate(event("OPP-LOAD-%d" % i, clouds=()))
+            try:
+                st, d, _ = svc.gate(event("OPP-LOAD-%d" % i, clouds=()))
+            except OSError:  # a client timeout on a busy machine: keep loading
+                st = None
             if st == 200:
                 ids.append(d["decision_id"])
             i += 1
@@ -55,9 +58,12 @@ def test_backup_while_serving_and_restore():
         deals = db.execute("SELECT count(*) FROM deals").fetchone()[0]
         db.close()
         assert n >= 20 and deals == n, (n, deals)  # one decision per deal: state matches rows
-        assert n < 20 + len(ids), "the copy is of one moment, not the end of the load"
         # restore: stop, replace the file (and drop the WAL), start
         svc.stop()
+        live = sqlite3.connect(os.path.join(svc.data, "dealgate.db"))
+        live_n = live.execute("SELECT count(*) FROM decisions").fetchone()[0]
+        live.close()
+        assert n < live_n, ("the copy is of one moment, not the end of the load", n, live_n)
         for f in glob.glob(os.path.join(svc.data, "dealgate.db*")):
             os.unlink(f)
         shutil.copy(dest, os.path.join(svc.data, "dealgate.db"))
