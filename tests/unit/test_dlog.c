@@ -1174,6 +1174,88 @@ static void test_close_flushes(void **state)
     assert_int_equal(sql_int(f->dir, "SELECT decisions FROM deals"), N);
 }
 
+/* A decision that fails after its row was written (here a trigger refuses its raw stage
+ * values) sends its batch round again with a savepoint per request: it alone is undone,
+ * counters included, and the others of its batch commit. */
+typedef struct {
+    dlog *l;
+    int n;
+    const char *opp;
+    atomic_int started;
+    dg_err rc;
+} opp_arg;
+
+static void *opp_append(void *arg)
+{
+    opp_arg *c = arg;
+    tdec t;
+    tdec_init(&t, c->n, c->opp, "allow", DAY0_MS + c->n);
+    atomic_store(&c->started, 1);
+    char err[256];
+    c->rc = dlog_append(c->l, &t.d, err, sizeof err);
+    return NULL;
+}
+
+static void test_late_failure_redo(void **state)
+{
+    fixture *f = *state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/dealgate.db", f->dir);
+    sqlite3 *blk = NULL;
+    assert_int_equal(sqlite3_open(path, &blk), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(blk,
+                                  "CREATE TRIGGER boom BEFORE INSERT ON deal_stage_raw"
+                                  " WHEN NEW.opp_id = '006BOOM' BEGIN SELECT RAISE(ABORT, 'boom');"
+                                  " END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    /* hold the write lock: the first request waits in BEGIN, the next three form one batch */
+    assert_int_equal(sqlite3_exec(blk, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    static opp_arg args[4] = {{.n = 1, .opp = "006R1"},
+                              {.n = 2, .opp = "006R2"},
+                              {.n = 3, .opp = "006BOOM"},
+                              {.n = 4, .opp = "006R3"}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        args[i].l = f->l;
+        atomic_init(&args[i].started, 0);
+        args[i].rc = DG_EINTERNAL;
+    }
+    assert_int_equal(pthread_create(&th[0], NULL, opp_append, &args[0]), 0);
+    while (!atomic_load(&args[0].started))
+        sleep_ms(1);
+    sleep_ms(50);
+    assert_true(wait_depth(f->l, 0));
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, opp_append, &args[i]), 0);
+    assert_true(wait_depth(f->l, 3));
+    uint64_t b0 = 0;
+    dlog_stats(f->l, &b0, NULL);
+    assert_int_equal(sqlite3_exec(blk, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(blk);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(args[0].rc, DG_OK);
+    assert_int_equal(args[1].rc, DG_OK);
+    assert_int_equal(args[2].rc, DG_EDB);
+    assert_int_equal(args[3].rc, DG_OK);
+    uint64_t b1 = 0, rows = 0;
+    dlog_stats(f->l, &b1, &rows);
+    assert_int_equal(b1 - b0, 2); /* the lone first request, then the three together */
+    assert_int_equal(rows, 3);
+    assert_int_equal(dlog_healthy(f->l), 1);
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM decisions"), 3);
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM decisions WHERE opp_id = '006BOOM'"), 0);
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM deals WHERE opp_id = '006BOOM'"), 0);
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM deal_kpi WHERE opp_id = '006BOOM'"), 0);
+    assert_int_equal(sql_int(f->dir, "SELECT sum(count) FROM daily WHERE metric = 'decisions'"), 3);
+    assert_int_equal(sql_int(f->dir, "SELECT sum(count) FROM daily WHERE metric = 'outcome'"), 3);
+    assert_int_equal(sql_int(f->dir, "SELECT sum(count) FROM daily WHERE metric = 'gated'"), 3);
+    char *json = NULL;
+    assert_int_equal(dlog_get(f->l, "dg_00000000000000000000000004", &json), DG_OK);
+    free(json);
+}
+
 static void test_null_safety(void **state)
 {
     (void)state;
@@ -1208,6 +1290,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_fault_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_failure_redo, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
