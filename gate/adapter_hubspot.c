@@ -412,21 +412,6 @@ static int hs_authenticate(const gate_req *r, char *why, size_t whylen)
     return 1;
 }
 
-static int hs_reply_error(gate_req *r, const gate_result *res)
-{
-    if (res->status == 503) {
-        char hdr[64];
-        snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n",
-                 res->retry_after_s > 0 ? res->retry_after_s : 5);
-        cJSON *o = cJSON_CreateObject();
-        cJSON *e = cJSON_AddObjectToObject(o, "error");
-        cJSON_AddStringToObject(e, "code", res->err_code);
-        cJSON_AddStringToObject(e, "message", res->message);
-        return gate_reply_json(r, 503, o, hdr);
-    }
-    return gate_reply_error(r, res->status, res->err_code, "%s", res->message);
-}
-
 int gate_h_hubspot(gate_req *r)
 {
     char why[320];
@@ -461,7 +446,7 @@ int gate_h_hubspot(gate_req *r)
     gate_decide(r->g, r->rt, &ev, "hubspot", hash, kind == GATE_HS_WEBHOOK ? HS_DEDUPE_WINDOW_S : 0,
                 &res);
     if (res.status != 200) {
-        status = hs_reply_error(r, &res);
+        status = gate_reply_result_error(r, &res);
     } else { /* a write-back it calls for was queued with the decision (gate_decide) */
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(res.decision, "decision_id");
         if (cJSON_IsString(id))

@@ -254,22 +254,6 @@ cJSON *gate_sf_response(const cJSON *decision)
     return o;
 }
 
-/* Answers a pipeline error (status != 200) as a JSON error object. */
-static int sf_reply_error(gate_req *r, const gate_result *res)
-{
-    if (res->status == 503) {
-        char hdr[64];
-        snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n",
-                 res->retry_after_s > 0 ? res->retry_after_s : 5);
-        cJSON *o = cJSON_CreateObject();
-        cJSON *e = cJSON_AddObjectToObject(o, "error");
-        cJSON_AddStringToObject(e, "code", res->err_code);
-        cJSON_AddStringToObject(e, "message", res->message);
-        return gate_reply_json(r, 503, o, hdr);
-    }
-    return gate_reply_error(r, res->status, res->err_code, "%s", res->message);
-}
-
 int gate_h_salesforce(gate_req *r)
 {
     if (!gate_content_type_is(r, "application/json"))
@@ -299,7 +283,7 @@ int gate_h_salesforce(gate_req *r)
     gate_result res;
     gate_decide(r->g, r->rt, &ev, "salesforce", hash, 0, &res);
     if (res.status != 200) {
-        status = sf_reply_error(r, &res);
+        status = gate_reply_result_error(r, &res);
     } else { /* a write-back it calls for was queued with the decision (gate_decide) */
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(res.decision, "decision_id");
         if (cJSON_IsString(id))

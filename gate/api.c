@@ -34,21 +34,24 @@ int gate_h_readyz(gate_req *r)
 }
 
 /* Answers a pipeline result in the canonical shape. */
+int gate_reply_result_error(gate_req *r, const gate_result *res)
+{
+    if (res->status == 503) {
+        char hdr[64];
+        snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n",
+                 res->retry_after_s > 0 ? res->retry_after_s : 5);
+        cJSON *o = cJSON_CreateObject();
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "code", res->err_code);
+        cJSON_AddStringToObject(e, "message", res->message);
+        return gate_reply_json(r, 503, o, hdr);
+    }
+    return gate_reply_error(r, res->status, res->err_code, "%s", res->message);
+}
+
 static int reply_result(gate_req *r, gate_result *res)
 {
-    if (res->status != 200) {
-        if (res->status == 503) {
-            char hdr[64];
-            snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n",
-                     res->retry_after_s > 0 ? res->retry_after_s : 5);
-            cJSON *o = cJSON_CreateObject();
-            cJSON *e = cJSON_AddObjectToObject(o, "error");
-            cJSON_AddStringToObject(e, "code", res->err_code);
-            cJSON_AddStringToObject(e, "message", res->message);
-            return gate_reply_json(r, 503, o, hdr);
-        }
-        return gate_reply_error(r, res->status, res->err_code, "%s", res->message);
-    }
+    if (res->status != 200) return gate_reply_result_error(r, res);
     const cJSON *id = cJSON_GetObjectItem(res->decision, "decision_id");
     if (cJSON_IsString(id)) snprintf(r->decision_id, sizeof r->decision_id, "%s", id->valuestring);
     if (res->text != NULL) /* printed once already, for the log */
@@ -183,7 +186,8 @@ int gate_h_decisions(gate_req *r)
     char *json = NULL, err[256];
     dg_err rc = dlog_query(r->g->log, &q, &json, err, sizeof err);
     if (rc == DG_EINVAL) return gate_reply_error(r, 422, "invalid_field", "%s", err);
-    if (rc != DG_OK) return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
+    if (rc != DG_OK)
+        return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
     st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
     free(json);
     return st;
@@ -197,7 +201,8 @@ int gate_h_decision(gate_req *r)
     char *json = NULL;
     dg_err rc = dlog_get(r->g->log, id, &json);
     if (rc == DG_ENOTFOUND) return gate_reply_error(r, 404, "not_found", "no such decision");
-    if (rc != DG_OK) return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
+    if (rc != DG_OK)
+        return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
     int st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
     free(json);
     return st;

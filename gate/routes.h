@@ -2,27 +2,32 @@
 #ifndef DG_ROUTES_H
 #define DG_ROUTES_H
 
+#include "gate/decide.h"
 #include "gate/http.h"
 
 int gate_h_healthz(gate_req *r);
 int gate_h_readyz(gate_req *r);
-int gate_h_stage(gate_req *r);          /* POST /v1/gate/stage */
-int gate_h_decisions(gate_req *r);      /* GET /v1/decisions */
-int gate_h_decision(gate_req *r);       /* GET /v1/decisions/{id} */
-int gate_h_salesforce(gate_req *r);     /* POST /v1/gate/salesforce (adapter_salesforce.c) */
-int gate_h_hubspot(gate_req *r);        /* POST /v1/gate/hubspot (adapter_hubspot.c) */
+int gate_h_stage(gate_req *r);              /* POST /v1/gate/stage */
+int gate_h_decisions(gate_req *r);          /* GET /v1/decisions */
+int gate_h_decision(gate_req *r);           /* GET /v1/decisions/{id} */
+int gate_h_salesforce(gate_req *r);         /* POST /v1/gate/salesforce (adapter_salesforce.c) */
+int gate_h_hubspot(gate_req *r);            /* POST /v1/gate/hubspot (adapter_hubspot.c) */
 int gate_h_decision_writeback(gate_req *r); /* POST /v1/decisions/{id}/writeback (writeback.c) */
-int gate_h_openapi(gate_req *r);        /* GET /openapi.json (openapi.c) */
-int gate_h_comp_check(gate_req *r);     /* POST /v1/commission/check (api_comp.c) */
-int gate_h_comp_checks(gate_req *r);    /* GET /v1/commission/checks (api_comp.c) */
-int gate_h_ui(gate_req *r);             /* GET /ui (ui.c) */
-int gate_h_ui_deal(gate_req *r);        /* GET /ui/deal?id= (ui.c) */
-int gate_h_kpis(gate_req *r);           /* GET /v1/kpis (kpis.c) */
-int gate_h_metrics(gate_req *r);        /* GET /metrics (metrics.c) */
-int gate_h_overrides_post(gate_req *r); /* POST /v1/overrides (overrides.c) */
-int gate_h_overrides_get(gate_req *r);  /* GET /v1/overrides (overrides.c) */
-int gate_h_override_get(gate_req *r);   /* GET /v1/overrides/{id} (overrides.c) */
-int gate_h_override_delete(gate_req *r); /* DELETE /v1/overrides/{id} (overrides.c) */
+int gate_h_openapi(gate_req *r);            /* GET /openapi.json (openapi.c) */
+int gate_h_comp_check(gate_req *r);         /* POST /v1/commission/check (api_comp.c) */
+int gate_h_comp_checks(gate_req *r);        /* GET /v1/commission/checks (api_comp.c) */
+int gate_h_ui(gate_req *r);                 /* GET /ui (ui.c) */
+int gate_h_ui_deal(gate_req *r);            /* GET /ui/deal?id= (ui.c) */
+int gate_h_kpis(gate_req *r);               /* GET /v1/kpis (kpis.c) */
+int gate_h_metrics(gate_req *r);            /* GET /metrics (metrics.c) */
+int gate_h_overrides_post(gate_req *r);     /* POST /v1/overrides (overrides.c) */
+int gate_h_overrides_get(gate_req *r);      /* GET /v1/overrides (overrides.c) */
+int gate_h_override_get(gate_req *r);       /* GET /v1/overrides/{id} (overrides.c) */
+int gate_h_override_delete(gate_req *r);    /* DELETE /v1/overrides/{id} (overrides.c) */
+
+/* Answers a pipeline error (gate_result with status != 200) as a JSON error object, with
+ * Retry-After on a 503. Shared by every gate adapter. Returns the status. */
+int gate_reply_result_error(gate_req *r, const gate_result *res);
 
 /* Query-parameter helpers shared by the read endpoints. Each returns 0 when the parameter
  * is absent or valid (output set), else the 422 status it already answered. */
