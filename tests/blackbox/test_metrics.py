@@ -3,6 +3,7 @@ service did: decisions by outcome and reason, requests by route with a latency h
 co-sell look-ups by cloud (calls, errors, cache hits, latency) against the fake AWS ACE, log
 commit batches; a failed look-up is also one structured log line, without secrets."""
 import json
+import time
 import math
 import re
 
@@ -134,14 +135,23 @@ def test_exposition_parses_and_counts_what_happened():
     st, blocked, _ = svc.gate(event("006B0000002", regs={"aws": "O2000002"}))
     assert [r["code"] for r in blocked["reasons"]] == ["registration_unverifiable"], blocked
 
-    st, text, h = svc.get("/metrics")
-    assert st == 200 and h["content-type"].startswith("text/plain; version=0.0.4"), (st, h)
-    fam = parse_exposition(text.decode())
+    # A request is counted (and its access-log line written) just after its reply is sent:
+    # wait until the third one is in, then every figure must be exact.
+    route = "/v1/gate/stage"
+    deadline = time.time() + 10
+    while True:
+        st, text, h = svc.get("/metrics")
+        assert st == 200 and h["content-type"].startswith("text/plain; version=0.0.4"), (st, h)
+        fam = parse_exposition(text.decode())
+        done = value(fam, "dealgate_http_requests_total", route=route, code="200") == 3 and \
+            svc.stderr().count('"path":"%s"' % route) >= 3
+        if done or time.time() > deadline:
+            break
+        time.sleep(0.05)
 
     assert value(fam, "dealgate_decisions_total", outcome="allow") == 2
     assert value(fam, "dealgate_decisions_total", outcome="block") == 1
     assert value(fam, "dealgate_decision_reasons_total", code="registration_unverifiable") == 1
-    route = "/v1/gate/stage"
     assert value(fam, "dealgate_http_requests_total", route=route, code="200") == 3
     assert value(fam, "dealgate_http_request_duration_seconds",
                  "dealgate_http_request_duration_seconds_count", route=route) == 3
