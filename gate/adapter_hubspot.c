@@ -434,14 +434,11 @@ int gate_h_hubspot(gate_req *r)
                                  : gate_reply_error(r, 503, "overloaded", "out of memory");
         goto out;
     }
-    char *canon = cJSON_PrintUnformatted(root);
-    if (!canon) {
+    char hash[65];
+    if (gate_json_hash(root, hash) != DG_OK) {
         status = gate_reply_error(r, 503, "overloaded", "out of memory");
         goto out;
     }
-    char hash[65];
-    gate_sha256_hex(canon, strlen(canon), hash);
-    free(canon);
     gate_result res;
     gate_decide(r->g, r->rt, &ev, "hubspot", hash, kind == GATE_HS_WEBHOOK ? HS_DEDUPE_WINDOW_S : 0,
                 &res);

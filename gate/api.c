@@ -75,14 +75,13 @@ int gate_h_stage(gate_req *r)
     dg_event ev;
     rc = gate_event_from_json(r->rt->cfg, root, &ev, err, sizeof err);
     int status;
+    char hash[65];
     if (rc != DG_OK) {
         status = rc == DG_EINVAL ? gate_reply_error(r, 422, "invalid_field", "%s", err)
                                  : gate_reply_error(r, 503, "overloaded", "out of memory");
+    } else if (gate_json_hash(root, hash) != DG_OK) {
+        status = gate_reply_error(r, 503, "overloaded", "out of memory");
     } else {
-        char *canon = cJSON_PrintUnformatted(root);
-        char hash[65];
-        gate_sha256_hex(canon ? canon : "", canon ? strlen(canon) : 0, hash);
-        free(canon);
         gate_result res;
         gate_decide(r->g, r->rt, &ev, "stage", hash, 0, &res);
         status = reply_result(r, &res);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config/money.h"
+#include "gate/gate.h"
 #include <stdio.h>
 
 #define JSON_MAX_DEPTH 64
@@ -264,5 +265,14 @@ dg_err gate_json_amount(const cJSON *item, const char *field, int exponent, int6
         return dg_errf(err, errlen, DG_EINVAL, "field %s must be a decimal string", field);
     }
     if (rc != DG_OK) return dg_errf(err, errlen, DG_EINVAL, "field %s: %s", field, msg);
+    return DG_OK;
+}
+
+dg_err gate_json_hash(const cJSON *root, char hex[65])
+{
+    char *canon = cJSON_PrintUnformatted(root);
+    if (!canon) return DG_ENOMEM;
+    gate_sha256_hex(canon, strlen(canon), hex);
+    free(canon);
     return DG_OK;
 }

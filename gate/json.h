@@ -32,4 +32,9 @@ dg_err gate_json_str(const cJSON *obj, const char *path, const char *key, size_t
 dg_err gate_json_amount(const cJSON *item, const char *field, int exponent, int64_t *minor,
                         char *err, size_t errlen);
 
+/* Writes the hex SHA-256 of root printed unformatted into hex (65 bytes): the identity of
+ * an event's content for idempotency (same id, other body: 409). Returns DG_OK or
+ * DG_ENOMEM. */
+dg_err gate_json_hash(const cJSON *root, char hex[65]);
+
 #endif
