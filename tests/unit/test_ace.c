@@ -275,7 +275,10 @@ static void test_slow_upstream_times_out(void **s)
     assert_true(took >= 250 && took < 4000);
     assert_int_equal(f.lookup, DG_LOOKUP_FAILED);
     assert_int_equal(f.retryable, 1);
-    assert_non_null(strstr(f.error, "300 ms"));
+    /* the message says it timed out; the figure is the time left when the call began, which a
+     * busy machine makes a little less than the 300 ms budget */
+    assert_true(strstr(f.error, "no answer within") != NULL || strstr(f.error, "out of time") != NULL);
+    assert_non_null(strstr(f.error, "GetOpportunity"));
     dg_reg_fact_free(&f);
     conn_ace_backend.close(st);
 }
