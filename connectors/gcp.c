@@ -267,49 +267,30 @@ static dg_err gcp_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact
     char msg[GCP_MSG_MAX];
     for (int attempt = 1;; attempt++) {
         const char *const headers[] = {st->auth, "Accept: application/json", NULL};
-        int64_t left = deadline - conn_now_ms();
-        if (left <= 0) {
-            rc = fact_failed(st, out, DG_ETIMEOUT, 1, "Google Cloud: out of time");
-            goto out;
-        }
-        conn_http_req rq = {
-            .method = "GET", .url = url, .headers = headers, .timeout_ms = (int)left};
-        conn_http_resp rs;
-        char err[GCP_MSG_MAX];
-        dg_err hrc = conn_http_do(st->http, &rq, &rs, err, sizeof err);
+        conn_http_json ans;
+        int retry, nf;
+        dg_err hrc = conn_http_get_json(st->http, url, headers, deadline, "Google Cloud", &ans, msg,
+                                        sizeof msg, &retry);
         if (hrc != DG_OK) {
-            conn_http_resp_free(&rs);
-            dg_errf(msg, sizeof msg, hrc, "Google Cloud: %s", err);
-            rc = fact_failed(st, out, hrc, hrc != DG_ETOOBIG && hrc != DG_EINVAL, msg);
+            rc = fact_failed(st, out, hrc, retry, msg);
             goto out;
         }
-        j = cJSON_ParseWithLength(rs.body, rs.len);
-        long status = rs.status;
-        int retry_after = rs.retry_after_s;
-        conn_http_resp_free(&rs);
-        if (status == 200) {
-            if (!cJSON_IsObject(j)) {
-                rc = fact_failed(st, out, DG_EPARSE, 1,
-                                 "Google Cloud: malformed JSON in the response");
-                goto out;
-            }
-            break;
-        }
+        j = ans.json;
+        if (ans.status == 200) break;
         char gstatus[48] = "", detail[160] = "";
         error_parts(j, gstatus, sizeof gstatus, detail, sizeof detail);
         cJSON_Delete(j);
         j = NULL;
         dg_err erc;
-        int retry, nf;
-        classify(gstatus, status, &erc, &retry, &nf);
+        classify(gstatus, ans.status, &erc, &retry, &nf);
         if (nf) {
             note_ok(st);
             rc = conn_fact_not_found(out, NULL);
             goto out;
         }
-        snprintf(msg, sizeof msg, "Google Cloud: HTTP %ld%s%s%s%s", status, gstatus[0] ? " " : "",
-                 gstatus, detail[0] ? ": " : "", detail);
-        int64_t wait = retry_after > 0 ? (int64_t)retry_after * 1000 : 100L * attempt;
+        snprintf(msg, sizeof msg, "Google Cloud: HTTP %ld%s%s%s%s", ans.status,
+                 gstatus[0] ? " " : "", gstatus, detail[0] ? ": " : "", detail);
+        int64_t wait = ans.retry_after_s > 0 ? (int64_t)ans.retry_after_s * 1000 : 100L * attempt;
         if (!retry || attempt >= GCP_ATTEMPTS || conn_now_ms() + wait >= deadline) {
             rc = fact_failed(st, out, erc, retry, msg);
             goto out;

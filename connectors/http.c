@@ -651,6 +651,41 @@ dg_err conn_fact_not_found(dg_reg_fact *out, const char *note)
     return out->error ? DG_OK : DG_ENOMEM;
 }
 
+#define MALFORMED_JSON "malformed JSON in the response"
+
+dg_err conn_http_get_json(conn_http_client *c, const char *url, const char *const *headers,
+                          int64_t deadline_ms, const char *who, conn_http_json *ans, char *msg,
+                          size_t msglen, int *retryable)
+{
+    ans->status = 0;
+    ans->retry_after_s = -1;
+    ans->json = NULL;
+    *retryable = 1;
+    int64_t left = deadline_ms - conn_now_ms();
+    if (left <= 0) return dg_errf(msg, msglen, DG_ETIMEOUT, "%s: out of time", who);
+    conn_http_req rq = {.method = "GET", .url = url, .headers = headers, .timeout_ms = (int)left};
+    conn_http_resp rs;
+    char err[256];
+    dg_err rc = conn_http_do(c, &rq, &rs, err, sizeof err);
+    if (rc != DG_OK) {
+        conn_http_resp_free(&rs);
+        *retryable = rc != DG_ETOOBIG && rc != DG_EINVAL;
+        return dg_errf(msg, msglen, rc, "%s: %s", who, err);
+    }
+    cJSON *j = cJSON_ParseWithLength(rs.body, rs.len);
+    long status = rs.status;
+    int retry_after = rs.retry_after_s;
+    conn_http_resp_free(&rs);
+    if (status == 200 && !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return dg_errf(msg, msglen, DG_EPARSE, "%s: " MALFORMED_JSON, who);
+    }
+    ans->status = status;
+    ans->retry_after_s = retry_after;
+    ans->json = j;
+    return DG_OK;
+}
+
 void conn_sleep_ms(int64_t ms)
 {
     if (ms <= 0) return;

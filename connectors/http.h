@@ -8,8 +8,8 @@
  * and turns transport failures into one dg_err with a one-line message that never carries a
  * header or body (so no secret). Also here: percent-encoding, origin checks for links an
  * upstream hands back, a monotonic clock and bounded JSON field readers, and the small
- * pieces every live backend needs around its calls: filling a fact, sleeping and waiting on
- * the monotonic clock, wiping secrets, its health line.
+ * pieces every live backend needs around its calls: a JSON GET within a deadline, filling a
+ * fact, sleeping and waiting on the monotonic clock, wiping secrets, its health line.
  */
 #ifndef DG_CONN_HTTP_H
 #define DG_CONN_HTTP_H
@@ -144,6 +144,25 @@ void conn_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadl
 
 /* Overwrites the string s with zeros and frees it: for tokens and secrets. NULL is a no-op. */
 void conn_wipe_free(char *s);
+
+/* What conn_http_get_json() got back. */
+typedef struct {
+    long status;       /* HTTP status of the answer */
+    int retry_after_s; /* its Retry-After in seconds, -1 when absent or not a number */
+    cJSON *json;       /* its body parsed, NULL when not JSON (owned: caller deletes) */
+} conn_http_json;
+
+/* One GET of a JSON API for a backend's attempt loop: url with headers (borrowed), bounded by
+ * deadline_ms (a conn_now_ms() time). Returns DG_OK with *ans filled when an answer came
+ * back: a 200 answer always carries a JSON object; any other status carries whatever its
+ * body parsed to, for the backend to classify. Otherwise *ans holds nothing to free, msg
+ * gets one line "<who>: <why>" and *retryable whether another attempt may help: DG_ETIMEOUT
+ * when the deadline has passed ("out of time", retryable), DG_EPARSE when a 200 answer is
+ * not a JSON object ("malformed JSON in the response", retryable), or the failure of
+ * conn_http_do() (with its message; retryable except DG_ETOOBIG and DG_EINVAL). */
+dg_err conn_http_get_json(conn_http_client *c, const char *url, const char *const *headers,
+                          int64_t deadline_ms, const char *who, conn_http_json *ans, char *msg,
+                          size_t msglen, int *retryable);
 
 /* Writes a backend's health from its last calls into buf (n bytes): "error N s ago: MSG"
  * when the last call failed, "ok, last success N s ago", or "no call yet". now, last_ok_ms

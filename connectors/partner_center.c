@@ -324,48 +324,31 @@ static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSO
         snprintf(auth, hn, "Authorization: Bearer %s", tok);
         conn_wipe_free(tok);
         const char *const headers[] = {auth, "Accept: application/json", NULL};
-        int64_t left = deadline - conn_now_ms();
-        if (left <= 0) {
-            conn_wipe_free(auth);
-            set_fail(f, DG_ETIMEOUT, 1, "Partner Center: out of time");
-            note(st, f->msg);
-            return API_FAILED;
-        }
-        conn_http_req rq = {
-            .method = "GET", .url = url, .headers = headers, .timeout_ms = (int)left};
-        conn_http_resp rs;
-        char err[PC_MSG_MAX];
-        dg_err rc = conn_http_do(st->http, &rq, &rs, err, sizeof err);
+        conn_http_json ans;
+        int retry;
+        dg_err rc = conn_http_get_json(st->http, url, headers, deadline, "Partner Center", &ans,
+                                       f->msg, sizeof f->msg, &retry);
         conn_wipe_free(auth);
         if (rc != DG_OK) {
-            conn_http_resp_free(&rs);
-            set_fail(f, rc, rc != DG_ETOOBIG && rc != DG_EINVAL, "Partner Center: %s", err);
+            f->rc = rc;
+            f->retryable = retry;
             note(st, f->msg);
             return API_FAILED;
         }
-        long status = rs.status;
-        int retry_after = rs.retry_after_s;
+        long status = ans.status;
+        cJSON *j = ans.json;
         if (status == 401 && !refreshed) { /* the token was revoked or expired early */
-            conn_http_resp_free(&rs);
+            cJSON_Delete(j);
             invalidate_token(st, gen);
             refreshed = 1;
             continue;
         }
         if (status == 200) {
-            cJSON *j = cJSON_ParseWithLength(rs.body, rs.len);
-            conn_http_resp_free(&rs);
-            if (!cJSON_IsObject(j)) {
-                cJSON_Delete(j);
-                set_fail(f, DG_EPARSE, 1, "Partner Center: malformed JSON in the response");
-                note(st, f->msg);
-                return API_FAILED;
-            }
             note(st, NULL);
             *json = j;
             return API_OK;
         }
         char detail[160] = "";
-        cJSON *j = cJSON_ParseWithLength(rs.body, rs.len);
         if (cJSON_IsObject(j)) {
             const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "description");
             if (!cJSON_IsString(d)) d = cJSON_GetObjectItemCaseSensitive(j, "message");
@@ -373,12 +356,11 @@ static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSO
                 conn_http_excerpt(d->valuestring, detail, sizeof detail);
         }
         cJSON_Delete(j);
-        conn_http_resp_free(&rs);
         if (status == 404) {
             note(st, NULL);
             return API_NOT_FOUND;
         }
-        int retry = status == 429 || status >= 500;
+        retry = status == 429 || status >= 500;
         dg_err erc = status == 429                    ? DG_ETHROTTLED
                      : status == 401 || status == 403 ? DG_EAUTH
                                                       : DG_EUPSTREAM;
@@ -386,7 +368,7 @@ static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSO
                  detail);
         note(st, f->msg);
         if (!retry || attempt >= PC_ATTEMPTS) return API_FAILED;
-        int64_t wait = retry_after > 0 ? (int64_t)retry_after * 1000 : 100L * attempt;
+        int64_t wait = ans.retry_after_s > 0 ? (int64_t)ans.retry_after_s * 1000 : 100L * attempt;
         if (conn_now_ms() + wait >= deadline) return API_FAILED;
         conn_sleep_ms(wait);
     }
