@@ -1736,11 +1736,6 @@ static dg_err open_writer(dlog *l, char *err, size_t errlen)
     static const int writer_budget_ms = DLOG_BUSY_MS;
     sqlite3_busy_handler(l->wdb, busy_wait, (void *)&writer_budget_ms);
 
-    if (getenv("DLOG_PAGE_SIZE")) {
-        char ps[64];
-        snprintf(ps, sizeof ps, "PRAGMA page_size=%s", getenv("DLOG_PAGE_SIZE"));
-        sqlite3_exec(l->wdb, ps, NULL, NULL, NULL);
-    } /* EXPERIMENT */
     sqlite3_stmt *st = NULL;
     int ok = sqlite3_prepare_v2(l->wdb, "PRAGMA journal_mode=WAL", -1, &st, NULL) == SQLITE_OK &&
              sqlite3_step(st) == SQLITE_ROW &&
