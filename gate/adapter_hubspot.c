@@ -19,10 +19,8 @@
 #include <strings.h>
 
 #include "gate/adapters.h"
-#include "gate/decide.h"
 #include "gate/event.h"
 #include "gate/hubspot_sig.h"
-#include "gate/json.h"
 #include "gate/routes.h"
 
 #define HS_TEXT_MAX 256
@@ -412,48 +410,28 @@ static int hs_authenticate(const gate_req *r, char *why, size_t whylen)
     return 1;
 }
 
+/* arg is the request's gate_hs_kind: set here, read by hs_answer. */
+static dg_err hs_event(const struct cfg *c, const cJSON *root, void *arg, dg_event *ev,
+                       int *dedupe_window_s, char *err, size_t errlen)
+{
+    gate_hs_kind *kind = arg;
+    dg_err rc = gate_hs_event(c, root, ev, kind, err, errlen);
+    *dedupe_window_s = *kind == GATE_HS_WEBHOOK ? HS_DEDUPE_WINDOW_S : 0;
+    return rc;
+}
+
+static cJSON *hs_answer(const cJSON *decision, void *arg)
+{
+    return gate_hs_response(decision, *(const gate_hs_kind *)arg);
+}
+
 int gate_h_hubspot(gate_req *r)
 {
+    static const gate_adapter hs = {
+        .name = "hubspot", .noun = "body", .event = hs_event, .answer = hs_answer};
     char why[320];
     if (!hs_authenticate(r, why, sizeof why))
         return gate_reply_error(r, 401, "unauthorized", "%s", why);
-    if (!gate_content_type_is(r, "application/json"))
-        return gate_reply_error(r, 415, "unsupported_media_type",
-                                "send the body as Content-Type: application/json");
-    char err[320];
-    cJSON *root = NULL;
-    dg_err rc = gate_json_parse(r->body, r->body_len, &root, err, sizeof err);
-    if (rc == DG_EPARSE) return gate_reply_error(r, 400, "invalid_json", "%s", err);
-    if (rc != DG_OK) return gate_reply_error(r, 422, "invalid_field", "%s", err);
-    dg_event ev;
-    gate_hs_kind kind;
-    int status;
-    rc = gate_hs_event(r->rt->cfg, root, &ev, &kind, err, sizeof err);
-    if (rc != DG_OK) {
-        status = rc == DG_EINVAL ? gate_reply_error(r, 422, "invalid_field", "%s", err)
-                                 : gate_reply_error(r, 503, "overloaded", "out of memory");
-        goto out;
-    }
-    char hash[65];
-    if (gate_json_hash(root, hash) != DG_OK) {
-        status = gate_reply_error(r, 503, "overloaded", "out of memory");
-        goto out;
-    }
-    gate_result res;
-    gate_decide(r->g, r->rt, &ev, "hubspot", hash, kind == GATE_HS_WEBHOOK ? HS_DEDUPE_WINDOW_S : 0,
-                &res);
-    if (res.status != 200) {
-        status = gate_reply_result_error(r, &res);
-    } else { /* a write-back it calls for was queued with the decision (gate_decide) */
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(res.decision, "decision_id");
-        if (cJSON_IsString(id))
-            snprintf(r->decision_id, sizeof r->decision_id, "%s", id->valuestring);
-        status = gate_reply_json(r, 200, gate_hs_response(res.decision, kind),
-                                 res.replay ? "X-Dealgate-Replay: 1\r\n" : "");
-    }
-    gate_result_free(&res);
-out:
-    dg_event_free(&ev);
-    cJSON_Delete(root);
-    return status;
+    gate_hs_kind kind = GATE_HS_WEBHOOK;
+    return gate_handle_event(r, &hs, &kind);
 }

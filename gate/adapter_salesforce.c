@@ -14,9 +14,7 @@
 #include <strings.h>
 
 #include "gate/adapters.h"
-#include "gate/decide.h"
 #include "gate/event.h"
-#include "gate/json.h"
 #include "gate/routes.h"
 
 #define SF_TEXT_MAX 256
@@ -254,43 +252,22 @@ cJSON *gate_sf_response(const cJSON *decision)
     return o;
 }
 
+static dg_err sf_event(const struct cfg *c, const cJSON *root, void *arg, dg_event *ev,
+                       int *dedupe_window_s, char *err, size_t errlen)
+{
+    (void)arg, (void)dedupe_window_s;
+    return gate_sf_event(c, root, ev, err, errlen);
+}
+
+static cJSON *sf_answer(const cJSON *decision, void *arg)
+{
+    (void)arg;
+    return gate_sf_response(decision);
+}
+
 int gate_h_salesforce(gate_req *r)
 {
-    if (!gate_content_type_is(r, "application/json"))
-        return gate_reply_error(r, 415, "unsupported_media_type",
-                                "send the body as Content-Type: application/json");
-    char err[320];
-    cJSON *root = NULL;
-    dg_err rc = gate_json_parse(r->body, r->body_len, &root, err, sizeof err);
-    if (rc == DG_EPARSE) return gate_reply_error(r, 400, "invalid_json", "%s", err);
-    if (rc != DG_OK) return gate_reply_error(r, 422, "invalid_field", "%s", err);
-    dg_event ev;
-    int status;
-    rc = gate_sf_event(r->rt->cfg, root, &ev, err, sizeof err);
-    if (rc != DG_OK) {
-        status = rc == DG_EINVAL ? gate_reply_error(r, 422, "invalid_field", "%s", err)
-                                 : gate_reply_error(r, 503, "overloaded", "out of memory");
-        goto out;
-    }
-    char hash[65];
-    if (gate_json_hash(root, hash) != DG_OK) {
-        status = gate_reply_error(r, 503, "overloaded", "out of memory");
-        goto out;
-    }
-    gate_result res;
-    gate_decide(r->g, r->rt, &ev, "salesforce", hash, 0, &res);
-    if (res.status != 200) {
-        status = gate_reply_result_error(r, &res);
-    } else { /* a write-back it calls for was queued with the decision (gate_decide) */
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(res.decision, "decision_id");
-        if (cJSON_IsString(id))
-            snprintf(r->decision_id, sizeof r->decision_id, "%s", id->valuestring);
-        cJSON *flat = gate_sf_response(res.decision);
-        status = gate_reply_json(r, 200, flat, res.replay ? "X-Dealgate-Replay: 1\r\n" : "");
-    }
-    gate_result_free(&res);
-out:
-    dg_event_free(&ev);
-    cJSON_Delete(root);
-    return status;
+    static const gate_adapter sf = {
+        .name = "salesforce", .noun = "body", .event = sf_event, .answer = sf_answer};
+    return gate_handle_event(r, &sf, NULL);
 }

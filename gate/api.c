@@ -49,31 +49,35 @@ int gate_reply_result_error(gate_req *r, const gate_result *res)
     return gate_reply_error(r, res->status, res->err_code, "%s", res->message);
 }
 
-static int reply_result(gate_req *r, gate_result *res)
+/* Answers res for adapter a: the decision in a's shape, or the pipeline error. A write-back
+ * the decision calls for was queued with it (gate_decide). */
+static int reply_result(gate_req *r, const gate_adapter *a, void *arg, gate_result *res)
 {
     if (res->status != 200) return gate_reply_result_error(r, res);
-    const cJSON *id = cJSON_GetObjectItem(res->decision, "decision_id");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(res->decision, "decision_id");
     if (cJSON_IsString(id)) snprintf(r->decision_id, sizeof r->decision_id, "%s", id->valuestring);
+    const char *hdr = res->replay ? "X-Dealgate-Replay: 1\r\n" : "";
+    if (a->answer) return gate_reply_json(r, 200, a->answer(res->decision, arg), hdr);
     if (res->text != NULL) /* printed once already, for the log */
-        return gate_reply_raw(r, 200, "application/json", res->text, strlen(res->text),
-                              res->replay ? "X-Dealgate-Replay: 1\r\n" : "");
+        return gate_reply_raw(r, 200, "application/json", res->text, strlen(res->text), hdr);
     cJSON *d = res->decision;
     res->decision = NULL;
-    return gate_reply_json(r, 200, d, res->replay ? "X-Dealgate-Replay: 1\r\n" : "");
+    return gate_reply_json(r, 200, d, hdr);
 }
 
-int gate_h_stage(gate_req *r)
+int gate_handle_event(gate_req *r, const gate_adapter *a, void *arg)
 {
     if (!gate_content_type_is(r, "application/json"))
         return gate_reply_error(r, 415, "unsupported_media_type",
-                                "send the event as Content-Type: application/json");
+                                "send the %s as Content-Type: application/json", a->noun);
     char err[320];
     cJSON *root = NULL;
     dg_err rc = gate_json_parse(r->body, r->body_len, &root, err, sizeof err);
     if (rc == DG_EPARSE) return gate_reply_error(r, 400, "invalid_json", "%s", err);
     if (rc != DG_OK) return gate_reply_error(r, 422, "invalid_field", "%s", err);
     dg_event ev;
-    rc = gate_event_from_json(r->rt->cfg, root, &ev, err, sizeof err);
+    int dedupe_window_s = 0;
+    rc = a->event(r->rt->cfg, root, arg, &ev, &dedupe_window_s, err, sizeof err);
     int status;
     char hash[65];
     if (rc != DG_OK) {
@@ -83,13 +87,27 @@ int gate_h_stage(gate_req *r)
         status = gate_reply_error(r, 503, "overloaded", "out of memory");
     } else {
         gate_result res;
-        gate_decide(r->g, r->rt, &ev, "stage", hash, 0, &res);
-        status = reply_result(r, &res);
+        gate_decide(r->g, r->rt, &ev, a->name, hash, dedupe_window_s, &res);
+        status = reply_result(r, a, arg, &res);
         gate_result_free(&res);
     }
     dg_event_free(&ev);
     cJSON_Delete(root);
     return status;
+}
+
+static dg_err stage_event(const struct cfg *c, const cJSON *root, void *arg, dg_event *ev,
+                          int *dedupe_window_s, char *err, size_t errlen)
+{
+    (void)arg, (void)dedupe_window_s;
+    return gate_event_from_json(c, root, ev, err, errlen);
+}
+
+int gate_h_stage(gate_req *r)
+{
+    static const gate_adapter stage = {
+        .name = "stage", .noun = "event", .event = stage_event, .answer = NULL};
+    return gate_handle_event(r, &stage, NULL);
 }
 
 /* Parses an RFC 3339 date or date-time (Z or an offset), or unix milliseconds. */

@@ -29,6 +29,29 @@ int gate_h_override_delete(gate_req *r);    /* DELETE /v1/overrides/{id} (overri
  * Retry-After on a 503. Shared by every gate adapter. Returns the status. */
 int gate_reply_result_error(gate_req *r, const gate_result *res);
 
+/* What sets one gate adapter apart, for gate_handle_event. */
+typedef struct {
+    const char *name; /* the adapter gate_decide logs: "stage", "salesforce", "hubspot" */
+    const char *noun; /* what the 415 answer calls the body: "event", "body" */
+    /* Builds ev from the parsed body (ev zeroed first; freed by gate_handle_event, also on
+     * error) and may set *dedupe_window_s (0 on entry; see gate_decide). arg is the one
+     * passed to gate_handle_event. Returns DG_OK, DG_EINVAL (a 422: err names the field)
+     * or DG_ENOMEM (a 503). */
+    dg_err (*event)(const struct cfg *c, const cJSON *root, void *arg, dg_event *ev,
+                    int *dedupe_window_s, char *err, size_t errlen);
+    /* The 200 answer in the CRM's shape from the decision (borrowed): a new object, or NULL
+     * when out of memory. NULL: the decision object itself (the canonical answer). */
+    cJSON *(*answer)(const cJSON *decision, void *arg);
+} gate_adapter;
+
+/* Runs the JSON body of r through the pipeline for adapter a and answers it: Content-Type
+ * application/json (else 415), the strict parse (400 malformed, 422 refused), a->event (422,
+ * or 503 out of memory), the body's idempotency hash (503 out of memory), gate_decide, then
+ * the decision in a's shape (X-Dealgate-Replay: 1 on a replay; r->decision_id set) or the
+ * pipeline error (gate_reply_result_error). The caller authenticates first. arg (borrowed)
+ * goes to a->event and a->answer. Returns the status answered. */
+int gate_handle_event(gate_req *r, const gate_adapter *a, void *arg);
+
 /* Query-parameter helpers shared by the read endpoints. Each returns 0 when the parameter
  * is absent or valid (output set), else the 422 status it already answered. */
 /* `name` as an RFC 3339 date/date-time or unix ms, into *ms. */
