@@ -27,46 +27,15 @@
 #include <sqlite3.h>
 
 #include "gate/dlog.h"
+#include "dlog_fixture.h"
 
 #define DAY0_MS INT64_C(1790812800000) /* 2026-10-01T00:00:00Z */
 
-typedef struct {
-    char dir[64];
-    dlog *l;
-} fixture;
-
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static void rm_dir(const char *dir)
-{
-    static const char *const files[] = {"dealgate.db", "dealgate.db-wal", "dealgate.db-shm"};
-    char p[256];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/dlog_test_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char err[256] = "";
-    assert_int_equal(dlog_open(f->dir, &f->l, err, sizeof err), DG_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    dlog_close(f->l);
-    rm_dir(f->dir);
-    free(f);
-    return 0;
+    return dlog_fixture_open(state, "/tmp/dlog_test_XXXXXX");
 }
 
 /* A decision with test defaults; the caller overrides fields. Strings live in `buf`. */
@@ -1274,23 +1243,23 @@ int main(void)
         cmocka_unit_test(test_open_creates_dir_and_schema),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_null_safety),
-        cmocka_unit_test_setup_teardown(test_append_get, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_append_invalid, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unique_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_writeback_with_decision, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_find_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_finds_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_find_recent_body, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deal_state_and_stage_raw, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_won_lost_and_daily, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retry_since, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_query, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_query_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_comp, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_batches, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_fault_and_recovery, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_close_flushes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_late_failure_redo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_get, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_append_invalid, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_unique_event, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_writeback_with_decision, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_find_event, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_reopen_finds_keys, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_find_recent_body, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_deal_state_and_stage_raw, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_won_lost_and_daily, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_retry_since, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_query, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_query_limits, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_comp, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_concurrent_batches, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_write_fault_and_recovery, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_close_flushes, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_late_failure_redo, setup, dlog_fixture_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,46 +30,15 @@
 #include <sqlite3.h>
 
 #include "gate/dlog.h"
+#include "dlog_fixture.h"
 
 #define DAY_MS INT64_C(86400000)
 #define DAY0_MS INT64_C(1790812800000) /* 2026-10-01T00:00:00Z */
 #define AT(day, hour) (DAY0_MS + (day)*DAY_MS + (hour)*INT64_C(3600000))
 
-typedef struct {
-    char dir[64];
-    dlog *l;
-} fixture;
-
-static void rm_dir(const char *dir)
-{
-    static const char *const files[] = {"dealgate.db", "dealgate.db-wal", "dealgate.db-shm"};
-    char p[256];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/kpis_test_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char err[256] = "";
-    assert_int_equal(dlog_open(f->dir, &f->l, err, sizeof err), DG_OK);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    dlog_close(f->l);
-    rm_dir(f->dir);
-    free(f);
-    return 0;
+    return dlog_fixture_open(state, "/tmp/kpis_test_XXXXXX");
 }
 
 /* ---- the fixture ------------------------------------------------------------------------ */
@@ -610,17 +579,17 @@ static void test_rebuild_on_open(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_full_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cloud_filter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_windows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_comp_hidden_without_comp, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_queries, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_out_of_order_same_kpis, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopened_deal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blocked_now, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_comp_by_rep, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rebuild_on_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_window, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_cloud_filter, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_windows, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_comp_hidden_without_comp, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_bad_queries, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_out_of_order_same_kpis, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_reopened_deal, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_blocked_now, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_recent, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_comp_by_rep, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_rebuild_on_open, setup, dlog_fixture_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
