@@ -14,6 +14,7 @@
 #include "config/cfg.h"
 #include "connectors/crm.h"
 #include "gate/adapters.h"
+#include "cfg_fixture.h"
 
 static const char config_text[] =
     "[server]\n"
@@ -54,26 +55,10 @@ static const char config_text[] =
     "property.account = company\n"
     "cloud.aws_marketplace = aws-prod\n";
 
-static struct cfg *cfg;
-
 static int setup(void **state)
 {
     (void)state;
-    cfg_errors errs = {0};
-    if (cfg_load_string("test.ini", config_text, &cfg, &errs) != DG_OK) {
-        for (size_t i = 0; i < errs.lines.n; i++)
-            fprintf(stderr, "%s\n", errs.lines.v[i]);
-        cfg_errors_free(&errs);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    cfg_free(cfg);
-    return 0;
+    return cfg_fixture_load(config_text);
 }
 
 /* Parses json and runs the Salesforce adapter; returns its result, err filled. */
@@ -362,5 +347,5 @@ int main(void)
         cmocka_unit_test(test_hs_stage_property_default),
         cmocka_unit_test(test_crm_cut_reason_keeps_utf8_whole),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, cfg_fixture_free);
 }

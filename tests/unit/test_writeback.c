@@ -15,6 +15,7 @@
 
 #include "config/cfg.h"
 #include "gate/writeback.h"
+#include "cfg_fixture.h"
 
 static const char config_text[] = "[server]\n"
                                   "listen = 127.0.0.1:8080\n"
@@ -30,26 +31,10 @@ static const char config_text[] = "[server]\n"
                                   "client_id = id\n"
                                   "client_secret = sec\n";
 
-static struct cfg *cfg;
-
 static int setup(void **state)
 {
     (void)state;
-    cfg_errors errs = {0};
-    if (cfg_load_string("test.ini", config_text, &cfg, &errs) != DG_OK) {
-        for (size_t i = 0; i < errs.lines.n; i++)
-            fprintf(stderr, "%s\n", errs.lines.v[i]);
-        cfg_errors_free(&errs);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    cfg_free(cfg);
-    return 0;
+    return cfg_fixture_load(config_text);
 }
 
 /* A decision object as gate_decide builds it (the members the write-back reads). */
@@ -120,5 +105,5 @@ int main(void)
         cmocka_unit_test(test_block_calls_for_one),
         cmocka_unit_test(test_nothing_called_for),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, cfg_fixture_free);
 }
