@@ -343,22 +343,19 @@ const conn_backend conn_gcp_backend = {
 
 /* ---- pure parsing entry points (connectors/parse.h) ------------------------------------ */
 
+/* opp_fill with its failure made a FAILED fact (a conn_fact_fill_fn). */
+static dg_err opp_fact(const cJSON *j, const char *id, dg_reg_fact *out)
+{
+    const char *why = NULL;
+    int retry = 0;
+    dg_err rc = opp_fill(j, id, out, &why, &retry);
+    return rc == DG_OK ? rc : conn_fact_fail(out, rc, retry, why);
+}
+
 dg_err conn_gcp_parse_opportunity(const char *body, size_t len, const char *id, dg_reg_fact *out,
                                   char *err, size_t errlen)
 {
-    cJSON *j = cJSON_ParseWithLength(body, len);
-    dg_err rc;
-    if (!cJSON_IsObject(j)) {
-        rc = conn_fact_fail(out, DG_EPARSE, 1, "Google Cloud: malformed JSON in the response");
-    } else {
-        const char *why = NULL;
-        int retry = 0;
-        rc = opp_fill(j, id ? id : "", out, &why, &retry);
-        if (rc != DG_OK) rc = conn_fact_fail(out, rc, retry, why);
-    }
-    cJSON_Delete(j);
-    if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", out->error ? out->error : "out of memory");
-    return rc;
+    return conn_parse_fact(body, len, id, "Google Cloud", opp_fact, out, err, errlen);
 }
 
 dg_err conn_gcp_parse_error(long status, const char *body, size_t len, char *gstatus, size_t gn,

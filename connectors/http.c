@@ -686,6 +686,23 @@ dg_err conn_http_get_json(conn_http_client *c, const char *url, const char *cons
     return DG_OK;
 }
 
+dg_err conn_parse_fact(const char *body, size_t len, const char *id, const char *who,
+                       conn_fact_fill_fn fill, dg_reg_fact *out, char *err, size_t errlen)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    dg_err rc;
+    if (cJSON_IsObject(j)) {
+        rc = fill(j, id ? id : "", out);
+    } else {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: " MALFORMED_JSON, who);
+        rc = conn_fact_fail(out, DG_EPARSE, 1, msg);
+    }
+    cJSON_Delete(j);
+    if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", out->error ? out->error : "out of memory");
+    return rc;
+}
+
 void conn_sleep_ms(int64_t ms)
 {
     if (ms <= 0) return;

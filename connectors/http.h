@@ -9,7 +9,8 @@
  * header or body (so no secret). Also here: percent-encoding, origin checks for links an
  * upstream hands back, a monotonic clock and bounded JSON field readers, and the small
  * pieces every live backend needs around its calls: a JSON GET within a deadline, filling a
- * fact, sleeping and waiting on the monotonic clock, wiping secrets, its health line.
+ * fact (also from the body a parse entry point is given), sleeping and waiting on the
+ * monotonic clock, wiping secrets, its health line.
  */
 #ifndef DG_CONN_HTTP_H
 #define DG_CONN_HTTP_H
@@ -163,6 +164,16 @@ typedef struct {
 dg_err conn_http_get_json(conn_http_client *c, const char *url, const char *const *headers,
                           int64_t deadline_ms, const char *who, conn_http_json *ans, char *msg,
                           size_t msglen, int *retryable);
+
+/* The body of a backend's pure by-id parse entry point (parse.h): parses body[0..len) and
+ * hands the JSON object to fill(j, id, out) (id NULL counts as ""), which makes out FOUND or
+ * FAILED and returns DG_OK or the FAILED fact's error; a body that is not a JSON object
+ * makes out FAILED (DG_EPARSE, retryable, "<who>: malformed JSON in the response").
+ * Returns fill's result or DG_EPARSE, with out->error (or "out of memory") in err on an
+ * error. */
+typedef dg_err (*conn_fact_fill_fn)(const cJSON *j, const char *id, dg_reg_fact *out);
+dg_err conn_parse_fact(const char *body, size_t len, const char *id, const char *who,
+                       conn_fact_fill_fn fill, dg_reg_fact *out, char *err, size_t errlen);
 
 /* Writes a backend's health from its last calls into buf (n bytes): "error N s ago: MSG"
  * when the last call failed, "ok, last success N s ago", or "no call yet". now, last_ok_ms

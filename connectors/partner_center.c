@@ -731,14 +731,7 @@ const conn_backend conn_partner_center_backend = {
 dg_err conn_pc_parse_referral(const char *body, size_t len, const char *id, dg_reg_fact *out,
                               char *err, size_t errlen)
 {
-    cJSON *j = cJSON_ParseWithLength(body, len);
-    dg_err rc =
-        cJSON_IsObject(j)
-            ? referral_fact(j, id ? id : "", out)
-            : conn_fact_fail(out, DG_EPARSE, 1, "Partner Center: malformed JSON in the response");
-    cJSON_Delete(j);
-    if (rc != DG_OK) dg_errf(err, errlen, rc, "%s", out->error ? out->error : "out of memory");
-    return rc;
+    return conn_parse_fact(body, len, id, "Partner Center", referral_fact, out, err, errlen);
 }
 
 dg_err conn_pc_parse_list_page(const char *body, size_t len, const char *crm_id, const char *origin,
