@@ -27,9 +27,8 @@
 #define GCP_STR_MAX 512
 
 typedef struct {
-    char *base;    /* endpoint without a trailing '/' */
-    char *partner; /* percent-encoded partner_id */
-    char *auth;    /* "Authorization: Bearer ..." */
+    char *partner_url; /* {endpoint}/v1/partners/{partner_id, percent-encoded} */
+    char *auth;        /* "Authorization: Bearer ..." */
     int timeout_ms;
     conn_http_client *http;
     pthread_mutex_t mu; /* health fields */
@@ -101,8 +100,7 @@ static void gcp_close(void *state)
     if (st == NULL) return;
     conn_http_client_free(st->http);
     pthread_mutex_destroy(&st->mu);
-    free(st->base);
-    free(st->partner);
+    free(st->partner_url);
     conn_wipe_free(st->auth);
     free(st);
 }
@@ -112,6 +110,7 @@ static dg_err gcp_open(const cfg_cloud *cc, const char *base_dir, void **state, 
 {
     (void)base_dir;
     dg_err rc;
+    char *base = NULL;
     *state = NULL;
     gcp_state *st = calloc(1, sizeof *st);
     if (st == NULL) return dg_errf(err, errlen, DG_ENOMEM, "gcp: out of memory");
@@ -134,8 +133,8 @@ static dg_err gcp_open(const cfg_cloud *cc, const char *base_dir, void **state, 
         }
     rc = DG_ENOMEM;
     size_t an = strlen(cc->access_token) + 32;
-    if ((st->base = conn_http_base_dup(cc->endpoint)) == NULL ||
-        (st->partner = conn_http_escape(cc->partner_id)) == NULL ||
+    if ((base = conn_http_base_dup(cc->endpoint)) == NULL ||
+        (st->partner_url = conn_http_url_id(base, "/v1/partners/", cc->partner_id)) == NULL ||
         (st->auth = malloc(an)) == NULL) {
         dg_errf(err, errlen, rc, "gcp: out of memory");
         goto out;
@@ -148,6 +147,7 @@ static dg_err gcp_open(const cfg_cloud *cc, const char *base_dir, void **state, 
     st = NULL;
     rc = DG_OK;
 out:
+    free(base);
     gcp_close(st);
     return rc;
 }
@@ -252,15 +252,8 @@ static dg_err gcp_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact
             out, "invalid Google Cloud opportunity id (expected [A-Za-z0-9_-]{1,64})");
     if (timeout_ms <= 0) timeout_ms = st->timeout_ms;
     int64_t deadline = conn_now_ms() + timeout_ms;
-    char *eid = conn_http_escape(id);
-    size_t un = strlen(st->base) + strlen(st->partner) + (eid ? strlen(eid) : 0) + 40;
-    char *url = eid ? malloc(un) : NULL;
-    if (url == NULL) {
-        free(eid);
-        return fact_failed(st, out, DG_ENOMEM, 1, "Google Cloud: out of memory");
-    }
-    snprintf(url, un, "%s/v1/partners/%s/opportunities/%s", st->base, st->partner, eid);
-    free(eid);
+    char *url = conn_http_url_id(st->partner_url, "/opportunities/", id);
+    if (url == NULL) return fact_failed(st, out, DG_ENOMEM, 1, "Google Cloud: out of memory");
 
     dg_err rc = DG_OK;
     cJSON *j = NULL;

@@ -287,6 +287,17 @@ char *conn_http_escape(const char *s)
     return out;
 }
 
+char *conn_http_url_id(const char *base, const char *path, const char *id)
+{
+    char *eid = conn_http_escape(id);
+    if (eid == NULL) return NULL;
+    size_t n = strlen(base) + strlen(path) + strlen(eid) + 1;
+    char *url = malloc(n);
+    if (url) snprintf(url, n, "%s%s%s", base, path, eid);
+    free(eid);
+    return url;
+}
+
 void conn_http_excerpt(const char *s, char *out, size_t n)
 {
     if (n == 0) return;

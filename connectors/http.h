@@ -75,6 +75,10 @@ void conn_http_resp_free(conn_http_resp *rs);
  * (A-Z a-z 0-9 - . _ ~) percent-encoded ("%2F"), or NULL if out of memory. Caller frees. */
 char *conn_http_escape(const char *s);
 
+/* Returns a malloc'd URL: base, then path, then id percent-encoded as conn_http_escape()
+ * does, or NULL if out of memory. Caller frees. For a resource named by an id. */
+char *conn_http_url_id(const char *base, const char *path, const char *id);
+
 /* Writes the origin of absolute URL `url` as "scheme://host:port" (scheme and host lower
  * case, the default port made explicit) into buf. Returns DG_OK, DG_EINVAL if url is not an
  * absolute http(s) URL with a host, DG_ETOOBIG if buf is too small. */

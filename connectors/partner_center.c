@@ -585,15 +585,8 @@ static dg_err pc_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact 
             out, "invalid Partner Center referral id (expected [A-Za-z0-9-]{1,64})");
     if (timeout_ms <= 0) timeout_ms = st->timeout_ms;
     int64_t deadline = conn_now_ms() + timeout_ms;
-    char *eid = conn_http_escape(id);
-    size_t n = strlen(st->base) + (eid ? strlen(eid) : 0) + 40;
-    char *url = eid ? malloc(n) : NULL;
-    if (url == NULL) {
-        free(eid);
-        return conn_fact_fail(out, DG_ENOMEM, 1, "Partner Center: out of memory");
-    }
-    snprintf(url, n, "%s/v1.0/engagements/referrals/%s", st->base, eid);
-    free(eid);
+    char *url = conn_http_url_id(st->base, "/v1.0/engagements/referrals/", id);
+    if (url == NULL) return conn_fact_fail(out, DG_ENOMEM, 1, "Partner Center: out of memory");
     cJSON *j = NULL;
     pc_fail f = {0};
     api_outcome o = api_get(st, url, deadline, &j, &f);
