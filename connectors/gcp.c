@@ -36,16 +36,10 @@ typedef struct {
     char last_err[GCP_MSG_MAX];
 } gcp_state;
 
+/* [A-Za-z0-9_-]{1,64}, starting with a letter or digit */
 static int gcp_valid_id(const char *id)
 {
-    size_t n = 0;
-    if (id == NULL) return 0;
-    for (const char *p = id; *p; p++, n++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_') ||
-            n >= 64 || (n == 0 && (*p == '-' || *p == '_')))
-            return 0;
-    return n >= 1;
+    return conn_id_chars(id, "-_", 64) && id[0] != '-' && id[0] != '_';
 }
 
 static dg_err fact_failed(gcp_state *st, dg_reg_fact *out, dg_err rc, int retryable,

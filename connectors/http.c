@@ -609,6 +609,18 @@ int conn_utf8_valid(const char *s, size_t n)
     return 1;
 }
 
+int conn_id_chars(const char *id, const char *punct, size_t max)
+{
+    size_t n = 0;
+    if (id == NULL) return 0;
+    for (const char *p = id; *p; p++, n++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr(punct, *p) != NULL) ||
+            n >= max)
+            return 0;
+    return n >= 1;
+}
+
 int conn_json_str(const cJSON *o, const char *name, size_t max, char **out)
 {
     *out = NULL;

@@ -115,6 +115,10 @@ int64_t conn_now_ns(void);
  * holds a control character, is not valid UTF-8, or memory ran out. Caller frees *out. */
 int conn_json_str(const cJSON *o, const char *name, size_t max, char **out);
 
+/* Returns 1 if id is 1 to max bytes of ASCII letters, digits and bytes of punct, else 0 (also
+ * for NULL). For checking an upstream's id syntax before it goes into a URL. */
+int conn_id_chars(const char *id, const char *punct, size_t max);
+
 /* Returns 1 if s[0..n) is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). */
 int conn_utf8_valid(const char *s, size_t n);
 

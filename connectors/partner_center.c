@@ -56,16 +56,10 @@ typedef struct {
     char last_err[PC_MSG_MAX];
 } pc_state;
 
+/* [A-Za-z0-9-]{1,64} */
 static int pc_valid_id(const char *id)
 {
-    size_t n = 0;
-    if (id == NULL) return 0;
-    for (const char *p = id; *p; p++, n++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-') ||
-            n >= 64)
-            return 0;
-    return n >= 1;
+    return conn_id_chars(id, "-", 64);
 }
 
 static void note(pc_state *st, const char *err)
