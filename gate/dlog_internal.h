@@ -25,6 +25,34 @@ dg_err dlog_write_call(dlog *l, dlog_write_fn fn, void *arg, char *err, size_t e
 typedef dg_err (*dlog_read_fn)(sqlite3 *db, void *arg);
 dg_err dlog_read_call(dlog *l, dlog_read_fn fn, void *arg);
 
+/* Runs one query on the reader pool: prepares sql on a read-only connection, calls
+ * fn(st, arg) to bind its parameters and step through its rows, and finalizes it. Returns
+ * fn's result, or DG_EDB when sql cannot be prepared (fn is not called). Inline, on top of
+ * dlog_read_call, for the feature files' reads. */
+typedef dg_err (*dlog_query_fn)(sqlite3_stmt *st, void *arg);
+
+typedef struct {
+    const char *sql;
+    dlog_query_fn fn;
+    void *arg;
+} dlog_query_job;
+
+static inline dg_err dlog_query_run(sqlite3 *db, void *jobp)
+{
+    const dlog_query_job *job = jobp;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, job->sql, -1, &st, NULL) != SQLITE_OK) return DG_EDB;
+    dg_err rc = job->fn(st, job->arg);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static inline dg_err dlog_read_query(dlog *l, const char *sql, dlog_query_fn fn, void *arg)
+{
+    dlog_query_job job = {.sql = sql, .fn = fn, .arg = arg};
+    return dlog_read_call(l, dlog_query_run, &job);
+}
+
 /* Deals that may have a live override, kept in memory so the gate reads the `overrides`
  * table only for them (almost every deal has none). Loaded at open from the overrides not
  * revoked; dlog_ovr_note() is called (on the writer thread) for every override added.

@@ -57,34 +57,29 @@ typedef struct {
     size_t max;
     dlog_reverify_deal *out;
     size_t n;
-    dg_err rc;
 } cand_arg;
 
-static dg_err cand_fn(sqlite3 *db, void *argp)
+static const char cand_sql[] =
+    "SELECT d.opp_id, d.pipeline, d.name, d.account, d.owner, d.amount, d.currency,"
+    " d.clouds, d.last_stage, d.last_raw,"
+    " (SELECT x.registrations FROM decisions x WHERE x.opp_id = d.opp_id"
+    "   AND x.gated = 1 AND x.outcome = 'allow' ORDER BY x.time_ms DESC, x.id DESC"
+    "   LIMIT 1),"
+    " (SELECT json_group_array(json_object('cloud', r.cloud, 'id', r.reg_id,"
+    "   'verified', json('true'))) FROM deal_regs r WHERE r.opp_id = d.opp_id),"
+    " (SELECT x.adapter FROM decisions x WHERE x.opp_id = d.opp_id"
+    "   AND x.adapter IN ('salesforce', 'hubspot') ORDER BY x.time_ms DESC, x.id DESC"
+    "   LIMIT 1),"
+    " l.lapsed_ms IS NOT NULL"
+    " FROM deals d LEFT JOIN deal_lapses l ON l.opp_id = d.opp_id"
+    " WHERE d.last_outcome = 'allow' AND d.first_allowed_ms IS NOT NULL"
+    " AND d.won_ms IS NULL AND d.lost_ms IS NULL AND d.last_stage IS NOT NULL"
+    " AND max(coalesce(l.checked_ms, 0), d.first_allowed_ms) <= ?1"
+    " ORDER BY coalesce(l.checked_ms, 0), d.opp_id LIMIT ?2";
+
+static dg_err cand_rows(sqlite3_stmt *st, void *argp)
 {
     cand_arg *a = argp;
-    sqlite3_stmt *st = NULL;
-    a->rc = DG_EDB;
-    if (sqlite3_prepare_v2(
-            db,
-            "SELECT d.opp_id, d.pipeline, d.name, d.account, d.owner, d.amount, d.currency,"
-            " d.clouds, d.last_stage, d.last_raw,"
-            " (SELECT x.registrations FROM decisions x WHERE x.opp_id = d.opp_id"
-            "   AND x.gated = 1 AND x.outcome = 'allow' ORDER BY x.time_ms DESC, x.id DESC"
-            "   LIMIT 1),"
-            " (SELECT json_group_array(json_object('cloud', r.cloud, 'id', r.reg_id,"
-            "   'verified', json('true'))) FROM deal_regs r WHERE r.opp_id = d.opp_id),"
-            " (SELECT x.adapter FROM decisions x WHERE x.opp_id = d.opp_id"
-            "   AND x.adapter IN ('salesforce', 'hubspot') ORDER BY x.time_ms DESC, x.id DESC"
-            "   LIMIT 1),"
-            " l.lapsed_ms IS NOT NULL"
-            " FROM deals d LEFT JOIN deal_lapses l ON l.opp_id = d.opp_id"
-            " WHERE d.last_outcome = 'allow' AND d.first_allowed_ms IS NOT NULL"
-            " AND d.won_ms IS NULL AND d.lost_ms IS NULL AND d.last_stage IS NOT NULL"
-            " AND max(coalesce(l.checked_ms, 0), d.first_allowed_ms) <= ?1"
-            " ORDER BY coalesce(l.checked_ms, 0), d.opp_id LIMIT ?2",
-            -1, &st, NULL) != SQLITE_OK)
-        goto done;
     sqlite3_bind_int64(st, 1, a->before_ms);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)a->max);
     int src;
@@ -107,15 +102,9 @@ static dg_err cand_fn(sqlite3 *db, void *argp)
         if (d->registrations_json == NULL) d->registrations_json = dup_col(st, 11, &oom);
         d->crm = dup_col(st, 12, &oom);
         d->lapsed = sqlite3_column_int(st, 13);
-        if (oom || d->opp_id == NULL) {
-            a->rc = DG_ENOMEM;
-            goto done;
-        }
+        if (oom || d->opp_id == NULL) return DG_ENOMEM;
     }
-    a->rc = DG_OK;
-done:
-    sqlite3_finalize(st);
-    return a->rc;
+    return DG_OK;
 }
 
 dg_err dlog_reverify_candidates(dlog *l, int64_t checked_before_ms, size_t max,
@@ -125,11 +114,11 @@ dg_err dlog_reverify_candidates(dlog *l, int64_t checked_before_ms, size_t max,
     if (l == NULL || deals == NULL) return DG_EINVAL;
     if (max == 0) return DG_OK;
     cand_arg a = {.before_ms = checked_before_ms, .max = max, .out = deals};
-    dlog_read_call(l, cand_fn, &a);
-    if (a.rc != DG_OK) {
+    dg_err rc = dlog_read_query(l, cand_sql, cand_rows, &a);
+    if (rc != DG_OK) {
         for (size_t i = 0; i < a.n; i++)
             dlog_reverify_deal_free(&deals[i]);
-        return a.rc;
+        return rc;
     }
     *n = a.n;
     return DG_OK;
@@ -262,23 +251,15 @@ dg_err dlog_reverify_note(dlog *l, const char *opp_id, int64_t now_ms, dlog_rech
 typedef struct {
     const char *opp_id;
     int lapsed;
-    dg_err rc;
 } is_arg;
 
-static dg_err is_fn(sqlite3 *db, void *argp)
+static dg_err is_row(sqlite3_stmt *st, void *argp)
 {
     is_arg *a = argp;
-    sqlite3_stmt *st = NULL;
-    a->rc = DG_EDB;
-    if (sqlite3_prepare_v2(db, "SELECT lapsed_ms IS NOT NULL FROM deal_lapses WHERE opp_id = ?1",
-                           -1, &st, NULL) == SQLITE_OK) {
-        bind_txt(st, 1, a->opp_id);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW) a->lapsed = sqlite3_column_int(st, 0);
-        if (src == SQLITE_ROW || src == SQLITE_DONE) a->rc = DG_OK;
-    }
-    sqlite3_finalize(st);
-    return a->rc;
+    bind_txt(st, 1, a->opp_id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) a->lapsed = sqlite3_column_int(st, 0);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? DG_OK : DG_EDB;
 }
 
 dg_err dlog_reverify_is_lapsed(dlog *l, const char *opp_id, int *lapsed)
@@ -286,9 +267,10 @@ dg_err dlog_reverify_is_lapsed(dlog *l, const char *opp_id, int *lapsed)
     *lapsed = 0;
     if (l == NULL || opp_id == NULL) return DG_EINVAL;
     is_arg a = {.opp_id = opp_id};
-    dlog_read_call(l, is_fn, &a);
+    dg_err rc = dlog_read_query(
+        l, "SELECT lapsed_ms IS NOT NULL FROM deal_lapses WHERE opp_id = ?1", is_row, &a);
     *lapsed = a.lapsed;
-    return a.rc;
+    return rc;
 }
 
 typedef struct {
@@ -379,28 +361,17 @@ dg_err dlog_lapsed_deals(dlog *l, const char *owner, int limit, char **json)
 typedef struct {
     const char *since, *until, *cloud;
     int64_t count;
-    dg_err rc;
 } count_arg;
 
-static dg_err count_fn(sqlite3 *db, void *argp)
+static dg_err count_row(sqlite3_stmt *st, void *argp)
 {
     count_arg *a = argp;
-    sqlite3_stmt *st = NULL;
-    a->rc = DG_EDB;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT coalesce(sum(count), 0) FROM daily WHERE metric = 'lapsed'"
-                           " AND key = ?1 AND day >= ?2 AND day <= ?3",
-                           -1, &st, NULL) == SQLITE_OK) {
-        bind_txt(st, 1, a->cloud ? a->cloud : "*");
-        bind_txt(st, 2, a->since);
-        bind_txt(st, 3, a->until);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            a->count = sqlite3_column_int64(st, 0);
-            a->rc = DG_OK;
-        }
-    }
-    sqlite3_finalize(st);
-    return a->rc;
+    bind_txt(st, 1, a->cloud ? a->cloud : "*");
+    bind_txt(st, 2, a->since);
+    bind_txt(st, 3, a->until);
+    if (sqlite3_step(st) != SQLITE_ROW) return DG_EDB;
+    a->count = sqlite3_column_int64(st, 0);
+    return DG_OK;
 }
 
 dg_err dlog_lapse_count(dlog *l, const char *since_day, const char *until_day, const char *cloud,
@@ -409,9 +380,12 @@ dg_err dlog_lapse_count(dlog *l, const char *since_day, const char *until_day, c
     *count = 0;
     if (l == NULL || since_day == NULL || until_day == NULL) return DG_EINVAL;
     count_arg a = {.since = since_day, .until = until_day, .cloud = cloud};
-    dlog_read_call(l, count_fn, &a);
+    dg_err rc = dlog_read_query(l,
+                                "SELECT coalesce(sum(count), 0) FROM daily WHERE metric = 'lapsed'"
+                                " AND key = ?1 AND day >= ?2 AND day <= ?3",
+                                count_row, &a);
     *count = a.count;
-    return a.rc;
+    return rc;
 }
 
 dg_err dlog_kpis_add_lapses(dlog *l, const dlog_kpi_query *q, char **json)
