@@ -217,31 +217,19 @@ typedef struct {
     const char *id;
     int64_t now_ms;
     char *json;
-    dg_err rc;
 } get_arg;
 
-static dg_err get_fn(sqlite3 *db, void *argp)
+static dg_err get_row(sqlite3_stmt *st, void *argp)
 {
     get_arg *a = argp;
-    sqlite3_stmt *st = NULL;
-    a->rc = DG_EDB;
-    if (sqlite3_prepare_v2(db, "SELECT " OV_COLS " FROM overrides o WHERE o.id = ?1", -1, &st,
-                           NULL) != SQLITE_OK)
-        goto done;
     bind_txt(st, 1, a->id);
     int src = sqlite3_step(st);
-    if (src == SQLITE_DONE) {
-        a->rc = DG_ENOTFOUND;
-        goto done;
-    }
-    if (src != SQLITE_ROW) goto done;
+    if (src == SQLITE_DONE) return DG_ENOTFOUND;
+    if (src != SQLITE_ROW) return DG_EDB;
     cJSON *o = row_json(st, a->now_ms);
     a->json = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
-    a->rc = a->json ? DG_OK : DG_ENOMEM;
-done:
-    sqlite3_finalize(st);
-    return a->rc;
+    return a->json ? DG_OK : DG_ENOMEM;
 }
 
 dg_err dlog_override_get(dlog *l, const char *id, int64_t now_ms, char **json)
@@ -249,9 +237,10 @@ dg_err dlog_override_get(dlog *l, const char *id, int64_t now_ms, char **json)
     *json = NULL;
     if (l == NULL || !nonempty(id)) return DG_EINVAL;
     get_arg a = {.id = id, .now_ms = now_ms};
-    dlog_read_call(l, get_fn, &a);
+    dg_err rc =
+        dlog_read_query(l, "SELECT " OV_COLS " FROM overrides o WHERE o.id = ?1", get_row, &a);
     *json = a.json;
-    return a.rc;
+    return rc;
 }
 
 /* Cursor: "<created_ms>.<id>" of the last row of a page (ids are Crockford base32). */
@@ -284,28 +273,18 @@ typedef struct {
     int64_t cur_ms;
     char cur_id[OV_ID_MAX + 1];
     char *json;
-    dg_err rc;
 } query_arg;
 
-static dg_err query_fn(sqlite3 *db, void *argp)
+static dg_err query_rows(sqlite3_stmt *st, void *argp)
 {
     query_arg *a = argp;
     const dlog_override_filter *q = a->q;
-    sqlite3_stmt *st = NULL;
     cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "overrides");
-    a->rc = DG_EDB;
+    dg_err rc = DG_EDB;
     if (root == NULL || arr == NULL) {
-        a->rc = DG_ENOMEM;
+        rc = DG_ENOMEM;
         goto done;
     }
-    char sql[1024];
-    snprintf(sql, sizeof sql,
-             "SELECT " OV_COLS " FROM overrides o WHERE 1%s%s%s"
-             " ORDER BY o.created_ms DESC, o.id DESC LIMIT :lim",
-             q->opportunity ? " AND o.opp_id = :opp" : "",
-             q->active_only ? " AND o.revoked_ms IS NULL AND o.expires_ms > :now" : "",
-             a->has_cursor ? " AND (o.created_ms, o.id) < (:cms, :cid)" : "");
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) goto done;
     if (q->opportunity) bind_txt(st, sqlite3_bind_parameter_index(st, ":opp"), q->opportunity);
     if (q->active_only) sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":now"), q->now_ms);
     if (a->has_cursor) {
@@ -323,7 +302,7 @@ static dg_err query_fn(sqlite3 *db, void *argp)
         }
         cJSON *o = row_json(st, q->now_ms);
         if (o == NULL) {
-            a->rc = DG_ENOMEM;
+            rc = DG_ENOMEM;
             goto done;
         }
         cJSON_AddItemToArray(arr, o);
@@ -340,11 +319,10 @@ static dg_err query_fn(sqlite3 *db, void *argp)
         cJSON_AddNullToObject(root, "next_cursor");
     }
     a->json = cJSON_PrintUnformatted(root);
-    a->rc = a->json ? DG_OK : DG_ENOMEM;
+    rc = a->json ? DG_OK : DG_ENOMEM;
 done:
-    sqlite3_finalize(st);
     cJSON_Delete(root);
-    return a->rc;
+    return rc;
 }
 
 dg_err dlog_override_query(dlog *l, const dlog_override_filter *q, char **json, char *err,
@@ -359,10 +337,17 @@ dg_err dlog_override_query(dlog *l, const dlog_override_filter *q, char **json, 
             return dg_errf(err, errlen, DG_EINVAL, "invalid cursor");
         a.has_cursor = 1;
     }
-    dlog_read_call(l, query_fn, &a);
-    if (a.rc == DG_EDB) dg_errf(err, errlen, DG_EDB, "decision log: overrides cannot be read");
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT " OV_COLS " FROM overrides o WHERE 1%s%s%s"
+             " ORDER BY o.created_ms DESC, o.id DESC LIMIT :lim",
+             q->opportunity ? " AND o.opp_id = :opp" : "",
+             q->active_only ? " AND o.revoked_ms IS NULL AND o.expires_ms > :now" : "",
+             a.has_cursor ? " AND (o.created_ms, o.id) < (:cms, :cid)" : "");
+    dg_err rc = dlog_read_query(l, sql, query_rows, &a);
+    if (rc == DG_EDB) dg_errf(err, errlen, DG_EDB, "decision log: overrides cannot be read");
     *json = a.json;
-    return a.rc;
+    return rc;
 }
 
 typedef struct {
@@ -370,7 +355,6 @@ typedef struct {
     int64_t now_ms;
     dg_override *v;
     size_t n;
-    dg_err rc;
 } live_arg;
 
 static char *dup_col(sqlite3_stmt *st, int col, int *oom)
@@ -380,26 +364,15 @@ static char *dup_col(sqlite3_stmt *st, int col, int *oom)
     return s;
 }
 
-static dg_err live_fn(sqlite3 *db, void *argp)
+static dg_err live_rows(sqlite3_stmt *st, void *argp)
 {
     live_arg *a = argp;
-    sqlite3_stmt *st = NULL;
-    a->rc = DG_EDB;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT id, rule, approved_by, reason, expires_ms FROM overrides"
-                           " WHERE opp_id = ?1 AND revoked_ms IS NULL AND expires_ms > ?2"
-                           " ORDER BY expires_ms DESC, id LIMIT ?3",
-                           -1, &st, NULL) != SQLITE_OK)
-        goto done;
     bind_txt(st, 1, a->opp_id);
     sqlite3_bind_int64(st, 2, a->now_ms);
     sqlite3_bind_int(st, 3, OV_LIVE_MAX);
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (a->v == NULL && (a->v = calloc(OV_LIVE_MAX, sizeof *a->v)) == NULL) {
-            a->rc = DG_ENOMEM;
-            goto done;
-        }
+        if (a->v == NULL && (a->v = calloc(OV_LIVE_MAX, sizeof *a->v)) == NULL) return DG_ENOMEM;
         dg_override *o = &a->v[a->n++];
         int oom = 0;
         o->id = dup_col(st, 0, &oom);
@@ -409,15 +382,9 @@ static dg_err live_fn(sqlite3 *db, void *argp)
         /* the rules compare seconds: round up, so it never outlives expires_ms */
         int64_t ms = sqlite3_column_int64(st, 4);
         o->expires_at = ms / 1000 + (ms % 1000 != 0);
-        if (oom) {
-            a->rc = DG_ENOMEM;
-            goto done;
-        }
+        if (oom) return DG_ENOMEM;
     }
-    if (src == SQLITE_DONE) a->rc = DG_OK;
-done:
-    sqlite3_finalize(st);
-    return a->rc;
+    return src == SQLITE_DONE ? DG_OK : DG_EDB;
 }
 
 dg_err dlog_overrides_live(dlog *l, const char *opp_id, int64_t now_ms, dg_override **out,
@@ -428,12 +395,16 @@ dg_err dlog_overrides_live(dlog *l, const char *opp_id, int64_t now_ms, dg_overr
     if (l == NULL || opp_id == NULL) return DG_EINVAL;
     if (!dlog_ovr_maybe(l, opp_id)) return DG_OK; /* no override was ever granted this deal */
     live_arg a = {.opp_id = opp_id, .now_ms = now_ms};
-    dlog_read_call(l, live_fn, &a);
-    if (a.rc != DG_OK) {
+    dg_err rc = dlog_read_query(l,
+                                "SELECT id, rule, approved_by, reason, expires_ms FROM overrides"
+                                " WHERE opp_id = ?1 AND revoked_ms IS NULL AND expires_ms > ?2"
+                                " ORDER BY expires_ms DESC, id LIMIT ?3",
+                                live_rows, &a);
+    if (rc != DG_OK) {
         for (size_t i = 0; i < a.n; i++)
             dg_override_free(&a.v[i]);
         free(a.v);
-        return a.rc;
+        return rc;
     }
     *out = a.v;
     *n = a.n;
