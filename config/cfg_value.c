@@ -9,6 +9,7 @@
  * paths, never a value.
  */
 #include "config/cfg_internal.h"
+#include "config/buf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,30 +21,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* A growable text buffer bounded by CFG_VALUE_MAX. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} tbuf;
-
-static int tbuf_put(tbuf *b, const char *s, size_t len)
-{
-    if (b->n + len + 1 > CFG_VALUE_MAX) return -1;
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + len + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) return -1;
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-    return 0;
-}
 
 static int is_name_start(char c)
 {
@@ -58,17 +35,18 @@ static int is_name_char(char c)
 /* Expands ${...} in s into a new string. Returns 0 and *out, or -1 with err. */
 static int expand_env(const char *s, char **out, char *err, size_t errlen)
 {
-    tbuf b = {0};
+    dg_buf b; /* the value and its NUL fit CFG_VALUE_MAX bytes */
+    dg_buf_init(&b, CFG_VALUE_MAX - 1);
     int rc = -1;
 
-    if (tbuf_put(&b, "", 0) != 0) goto nomem;
+    if (dg_buf_add(&b, "", 0) != 0) goto nomem;
     for (const char *p = s; *p;) {
         const char *d = strstr(p, "${");
         if (d == NULL) {
-            if (tbuf_put(&b, p, strlen(p)) != 0) goto nomem;
+            if (dg_buf_add(&b, p, strlen(p)) != 0) goto nomem;
             break;
         }
-        if (tbuf_put(&b, p, (size_t)(d - p)) != 0) goto nomem;
+        if (dg_buf_add(&b, p, (size_t)(d - p)) != 0) goto nomem;
         const char *name = d + 2, *q = name;
         if (!is_name_start(*q)) {
             dg_errf(err, errlen, DG_ECONFIG,
@@ -94,7 +72,7 @@ static int expand_env(const char *s, char **out, char *err, size_t errlen)
                         vname, vname);
                 goto done;
             }
-            if (tbuf_put(&b, val, strlen(val)) != 0) goto nomem;
+            if (dg_buf_add(&b, val, strlen(val)) != 0) goto nomem;
             p = q + 1;
         } else if (q[0] == ':' && q[1] == '-') {
             const char *def = q + 2, *end = strchr(def, '}');
@@ -103,8 +81,8 @@ static int expand_env(const char *s, char **out, char *err, size_t errlen)
                 goto done;
             }
             if (val != NULL && *val != '\0') {
-                if (tbuf_put(&b, val, strlen(val)) != 0) goto nomem;
-            } else if (tbuf_put(&b, def, (size_t)(end - def)) != 0) {
+                if (dg_buf_add(&b, val, strlen(val)) != 0) goto nomem;
+            } else if (dg_buf_add(&b, def, (size_t)(end - def)) != 0) {
                 goto nomem;
             }
             p = end + 1;

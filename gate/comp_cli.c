@@ -47,7 +47,7 @@ typedef struct {
     out_format fmt;
     int all;
     FILE *out;
-    gate_comp_buf buf; /* one JSON result */
+    dg_buf buf; /* one JSON result */
     gate_comp_totals totals;
     rep_table reps;
     uint64_t reported;
@@ -117,26 +117,26 @@ static void reps_free(rep_table *t)
 
 /* Report lines are built in a buffer and written with one fwrite: per-character stdio
  * calls (each takes the stream lock) cost more than the checks themselves. */
-#define B(str) gate_comp_buf_put(b, str, sizeof str - 1)
+#define B(str) dg_buf_add(b, str, sizeof str - 1)
 
 /* Appends s with control characters shown as '?' (text reports go to terminals). */
-static void put_text(gate_comp_buf *b, const char *s)
+static void put_text(dg_buf *b, const char *s)
 {
     size_t n = strlen(s);
     size_t at = b->len;
-    if (gate_comp_buf_put(b, s, n)) return;
+    if (dg_buf_add(b, s, n)) return;
     for (size_t i = at; i < b->len; i++)
         if ((unsigned char)b->p[i] < 0x20 || b->p[i] == 0x7f) b->p[i] = '?';
 }
 
-static void put_grouped(gate_comp_buf *b, int64_t minor, int exponent)
+static void put_grouped(dg_buf *b, int64_t minor, int exponent)
 {
     char t[DG_MONEY_STRLEN];
     size_t n = dg_amount_format_grouped(minor, exponent, t, sizeof t);
-    gate_comp_buf_put(b, t, n);
+    dg_buf_add(b, t, n);
 }
 
-static void put_size(gate_comp_buf *b, size_t v)
+static void put_size(dg_buf *b, size_t v)
 {
     char t[24];
     size_t n = sizeof t;
@@ -144,7 +144,7 @@ static void put_size(gate_comp_buf *b, size_t v)
         t[--n] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    gate_comp_buf_put(b, t + n, sizeof t - n);
+    dg_buf_add(b, t + n, sizeof t - n);
 }
 
 static const char *status_word(const rules_comp_verdict *v, int upper)
@@ -153,7 +153,7 @@ static const char *status_word(const rules_comp_verdict *v, int upper)
     return v->warning ? "warning" : "clean";
 }
 
-static void text_line(gate_comp_buf *b, const gate_comp_item *it)
+static void text_line(dg_buf *b, const gate_comp_item *it)
 {
     const rules_comp_verdict *v = &it->v;
     B("line ");
@@ -166,15 +166,15 @@ static void text_line(gate_comp_buf *b, const gate_comp_item *it)
         put_text(b, it->rep);
         B(", ");
     }
-    gate_comp_buf_puts(b, it->channel);
+    dg_buf_str(b, it->channel);
     if (it->cloud[0]) {
         B(" ");
         put_text(b, it->cloud);
     }
     B(", ");
-    gate_comp_buf_put(b, it->currency, 3);
+    dg_buf_add(b, it->currency, 3);
     B("): ");
-    gate_comp_buf_puts(b, status_word(v, 1));
+    dg_buf_str(b, status_word(v, 1));
     B(", expected ");
     put_grouped(b, v->expected, it->in.exponent);
     B(", paid ");
@@ -186,16 +186,16 @@ static void text_line(gate_comp_buf *b, const gate_comp_item *it)
     B("\n");
     for (size_t i = 0; i < v->nreasons; i++) {
         B("    ");
-        gate_comp_buf_puts(b, rules_comp_code_name(v->reasons[i].code));
+        dg_buf_str(b, rules_comp_code_name(v->reasons[i].code));
         if (!v->reasons[i].violation) B(" (warning)");
         B(": ");
-        gate_comp_buf_puts(b, v->reasons[i].message); /* rules keep controls out of these */
+        dg_buf_str(b, v->reasons[i].message); /* rules keep controls out of these */
         B("\n");
     }
 }
 
 /* One CSV cell: neutralised (= + - @ tab CR first get a ') and quoted when needed. */
-static void csv_cell(gate_comp_buf *b, const char *s)
+static void csv_cell(dg_buf *b, const char *s)
 {
     int lead =
         s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r';
@@ -203,13 +203,13 @@ static void csv_cell(gate_comp_buf *b, const char *s)
     if (quote) B("\"");
     if (lead) B("'");
     if (!quote) {
-        gate_comp_buf_puts(b, s);
+        dg_buf_str(b, s);
         return;
     }
     for (const char *p = s; *p; p++) {
         const char *q = strchr(p, '"');
         size_t n = q ? (size_t)(q - p) + 1 : strlen(p);
-        gate_comp_buf_put(b, p, n);
+        dg_buf_add(b, p, n);
         if (q == NULL) break;
         B("\""); /* a quote is doubled */
         p = q;
@@ -220,7 +220,7 @@ static void csv_cell(gate_comp_buf *b, const char *s)
 static const char csv_header[] = "line,deal_id,rep,channel,cloud,plan,currency,status,codes,"
                                  "expected,actual,shortfall,direct_rate,message\r\n";
 
-static void csv_line(gate_comp_buf *b, const gate_comp_item *it)
+static void csv_line(dg_buf *b, const gate_comp_item *it)
 {
     const rules_comp_verdict *v = &it->v;
     char t[RULES_COMP_MSG_MAX * RULES_COMP_NCODES + 64];
@@ -238,9 +238,9 @@ static void csv_line(gate_comp_buf *b, const gate_comp_item *it)
     B(",");
     csv_cell(b, it->plan);
     B(",");
-    gate_comp_buf_put(b, it->currency, 3);
+    dg_buf_add(b, it->currency, 3);
     B(",");
-    gate_comp_buf_puts(b, status_word(v, 0));
+    dg_buf_str(b, status_word(v, 0));
     B(",");
     t[0] = '\0';
     for (size_t i = 0; i < v->nreasons; i++)
@@ -289,11 +289,11 @@ static dg_err on_line(void *arg, const gate_comp_item *it, char *err, size_t err
         csv_line(&r->buf, it);
         break;
     case FMT_JSON:
-        if (r->reported) gate_comp_buf_put(&r->buf, ",\n", 2);
+        if (r->reported) dg_buf_add(&r->buf, ",\n", 2);
         gate_comp_result_json(&r->buf, it);
         break;
     }
-    if (r->buf.full) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
+    if (dg_buf_failed(&r->buf)) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
     fwrite(r->buf.p, 1, r->buf.len, r->out);
     r->reported++;
     return DG_OK;
@@ -364,21 +364,21 @@ static void print_summary(FILE *f, const cli_run *r)
 /* Closes the JSON output: the summary members, or an error member. */
 static void json_close(cli_run *r, const char *code, const char *msg)
 {
-    gate_comp_buf b;
-    gate_comp_buf_init(&b, 1u << 20);
-    gate_comp_buf_puts(&b, "\n],");
+    dg_buf b;
+    dg_buf_init(&b, 1u << 20);
+    dg_buf_str(&b, "\n],");
     if (code) {
-        gate_comp_buf_puts(&b, "\"error\":{\"code\":");
+        dg_buf_str(&b, "\"error\":{\"code\":");
         gate_comp_buf_json_str(&b, code);
-        gate_comp_buf_puts(&b, ",\"message\":");
+        dg_buf_str(&b, ",\"message\":");
         gate_comp_buf_json_str(&b, msg);
-        gate_comp_buf_puts(&b, "}}\n");
+        dg_buf_str(&b, "}}\n");
     } else {
         gate_comp_totals_json(&b, &r->totals);
-        gate_comp_buf_puts(&b, "}\n");
+        dg_buf_str(&b, "}\n");
     }
-    if (!b.full) fwrite(b.p, 1, b.len, r->out);
-    gate_comp_buf_free(&b);
+    if (!dg_buf_failed(&b)) fwrite(b.p, 1, b.len, r->out);
+    dg_buf_free(&b);
 }
 
 /* ---------------------------------------------------------------- pipeline */
@@ -567,7 +567,7 @@ int gate_comp_check_main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     memset(&q, 0, sizeof q);
     r.out = stdout;
-    gate_comp_buf_init(&r.buf, 1u << 20);
+    dg_buf_init(&r.buf, 1u << 20);
     gate_comp_totals_init(&r.totals);
     gate_comp_totals_init(&r.reps.others);
 
@@ -683,7 +683,7 @@ done:
     gate_comp_csv_free(s);
     free(block);
     reps_free(&r.reps);
-    gate_comp_buf_free(&r.buf);
+    dg_buf_free(&r.buf);
     gate_comp_totals_free(&r.totals);
     if (c) cfg_free(c);
     cfg_errors_free(&errs);

@@ -36,49 +36,6 @@ const char *gate_comp_field_name(gate_comp_field f)
 
 /* ---------------------------------------------------------------- buffers */
 
-void gate_comp_buf_init(gate_comp_buf *b, size_t max)
-{
-    memset(b, 0, sizeof *b);
-    b->max = max;
-}
-
-int gate_comp_buf_put(gate_comp_buf *b, const char *s, size_t n)
-{
-    if (b->full) return -1;
-    if (n > b->max - b->len || b->len > b->max) {
-        b->full = 1;
-        return -1;
-    }
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap = cap > b->max / 2 ? b->max : cap * 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->full = 1;
-            return -1;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return 0;
-}
-
-int gate_comp_buf_puts(gate_comp_buf *b, const char *s)
-{
-    return gate_comp_buf_put(b, s, strlen(s));
-}
-
-void gate_comp_buf_free(gate_comp_buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->full = 0;
-}
-
 /* Length of a valid UTF-8 sequence at s (n bytes left), or 0 if invalid. */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
@@ -101,15 +58,15 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return 0;
 }
 
-int gate_comp_buf_json_str(gate_comp_buf *b, const char *s)
+int gate_comp_buf_json_str(dg_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
     size_t n, run = 0;
 
-    if (s == NULL) return gate_comp_buf_put(b, "null", 4);
+    if (s == NULL) return dg_buf_add(b, "null", 4);
     n = strlen(s);
-    if (gate_comp_buf_put(b, "\"", 1)) return -1;
+    if (dg_buf_add(b, "\"", 1)) return -1;
     for (size_t i = 0; i < n;) {
         unsigned char c = p[i];
         size_t k = c >= 0x20 && c != '"' && c != '\\' ? utf8_len(p + i, n - i) : 0;
@@ -118,39 +75,39 @@ int gate_comp_buf_json_str(gate_comp_buf *b, const char *s)
             i += k;
             continue;
         }
-        if (run && gate_comp_buf_put(b, (const char *)p + i - run, run)) return -1;
+        if (run && dg_buf_add(b, (const char *)p + i - run, run)) return -1;
         run = 0;
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            if (gate_comp_buf_put(b, esc, 2)) return -1;
+            if (dg_buf_add(b, esc, 2)) return -1;
         } else if (c < 0x20) {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            if (gate_comp_buf_put(b, esc, 6)) return -1;
-        } else if (gate_comp_buf_put(b, "\\ufffd", 6)) {
+            if (dg_buf_add(b, esc, 6)) return -1;
+        } else if (dg_buf_add(b, "\\ufffd", 6)) {
             return -1;
         }
         i++;
     }
-    if (run && gate_comp_buf_put(b, (const char *)p + n - run, run)) return -1;
-    return gate_comp_buf_put(b, "\"", 1);
+    if (run && dg_buf_add(b, (const char *)p + n - run, run)) return -1;
+    return dg_buf_add(b, "\"", 1);
 }
 
 /* ---------------------------------------------------------------- results */
 
-static int put_amount(gate_comp_buf *b, int64_t minor, int exponent)
+static int put_amount(dg_buf *b, int64_t minor, int exponent)
 {
     char t[DG_MONEY_STRLEN + 2];
     t[0] = '"';
     size_t n = dg_amount_format(minor, exponent, t + 1, DG_MONEY_STRLEN);
     t[n + 1] = '"';
-    return gate_comp_buf_put(b, t, n + 2);
+    return dg_buf_add(b, t, n + 2);
 }
 
-static int put_u64(gate_comp_buf *b, uint64_t v)
+static int put_u64(dg_buf *b, uint64_t v)
 {
     char t[24];
     int n = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
-    return gate_comp_buf_put(b, t, (size_t)n);
+    return dg_buf_add(b, t, (size_t)n);
 }
 
 static const char *opt(const char *s)
@@ -158,48 +115,48 @@ static const char *opt(const char *s)
     return s != NULL && s[0] != '\0' ? s : NULL;
 }
 
-int gate_comp_result_json(gate_comp_buf *b, const gate_comp_item *it)
+int gate_comp_result_json(dg_buf *b, const gate_comp_item *it)
 {
     const rules_comp_verdict *v = &it->v;
     const int e = it->in.exponent;
     int r = 0;
 
-    r |= gate_comp_buf_puts(b, "{\"line\":");
+    r |= dg_buf_str(b, "{\"line\":");
     r |= put_u64(b, it->line);
-    r |= gate_comp_buf_puts(b, ",\"deal_id\":");
+    r |= dg_buf_str(b, ",\"deal_id\":");
     r |= gate_comp_buf_json_str(b, it->deal_id);
-    r |= gate_comp_buf_puts(b, ",\"rep\":");
+    r |= dg_buf_str(b, ",\"rep\":");
     r |= gate_comp_buf_json_str(b, opt(it->rep));
-    r |= gate_comp_buf_puts(b, ",\"channel\":");
+    r |= dg_buf_str(b, ",\"channel\":");
     r |= gate_comp_buf_json_str(b, it->channel);
-    r |= gate_comp_buf_puts(b, ",\"cloud\":");
+    r |= dg_buf_str(b, ",\"cloud\":");
     r |= gate_comp_buf_json_str(b, opt(it->cloud));
-    r |= gate_comp_buf_puts(b, ",\"plan\":");
+    r |= dg_buf_str(b, ",\"plan\":");
     r |= gate_comp_buf_json_str(b, opt(it->plan));
-    r |= gate_comp_buf_puts(b, ",\"currency\":");
+    r |= dg_buf_str(b, ",\"currency\":");
     r |= gate_comp_buf_json_str(b, it->currency);
-    r |= gate_comp_buf_puts(b, v->violation ? ",\"status\":\"violation\""
-                               : v->warning ? ",\"status\":\"warning\""
-                                            : ",\"status\":\"clean\"");
-    r |= gate_comp_buf_puts(b, ",\"codes\":[");
+    r |= dg_buf_str(b, v->violation ? ",\"status\":\"violation\""
+                       : v->warning ? ",\"status\":\"warning\""
+                                    : ",\"status\":\"clean\"");
+    r |= dg_buf_str(b, ",\"codes\":[");
     for (size_t i = 0; i < v->nreasons; i++) {
-        if (i) r |= gate_comp_buf_put(b, ",", 1);
+        if (i) r |= dg_buf_add(b, ",", 1);
         r |= gate_comp_buf_json_str(b, rules_comp_code_name(v->reasons[i].code));
     }
-    r |= gate_comp_buf_puts(b, "],\"reasons\":[");
+    r |= dg_buf_str(b, "],\"reasons\":[");
     for (size_t i = 0; i < v->nreasons; i++) {
-        if (i) r |= gate_comp_buf_put(b, ",", 1);
-        r |= gate_comp_buf_puts(b, "{\"code\":");
+        if (i) r |= dg_buf_add(b, ",", 1);
+        r |= dg_buf_str(b, "{\"code\":");
         r |= gate_comp_buf_json_str(b, rules_comp_code_name(v->reasons[i].code));
-        r |= gate_comp_buf_puts(b, v->reasons[i].violation ? ",\"severity\":\"violation\""
-                                                           : ",\"severity\":\"warning\"");
-        r |= gate_comp_buf_puts(b, ",\"message\":");
+        r |= dg_buf_str(b, v->reasons[i].violation ? ",\"severity\":\"violation\""
+                                                   : ",\"severity\":\"warning\"");
+        r |= dg_buf_str(b, ",\"message\":");
         r |= gate_comp_buf_json_str(b, v->reasons[i].message);
-        r |= gate_comp_buf_put(b, "}", 1);
+        r |= dg_buf_add(b, "}", 1);
     }
-    r |= gate_comp_buf_puts(b, "],\"message\":");
+    r |= dg_buf_str(b, "],\"message\":");
     if (v->nreasons == 0) {
-        r |= gate_comp_buf_puts(b, "\"\"");
+        r |= dg_buf_str(b, "\"\"");
     } else {
         char msg[RULES_COMP_MSG_MAX + 32];
         if (v->nreasons > 1)
@@ -208,15 +165,15 @@ int gate_comp_result_json(gate_comp_buf *b, const gate_comp_item *it)
             snprintf(msg, sizeof msg, "%s", v->reasons[0].message);
         r |= gate_comp_buf_json_str(b, msg);
     }
-    r |= gate_comp_buf_puts(b, ",\"expected\":");
+    r |= dg_buf_str(b, ",\"expected\":");
     r |= put_amount(b, v->expected, e);
-    r |= gate_comp_buf_puts(b, ",\"actual\":");
+    r |= dg_buf_str(b, ",\"actual\":");
     r |= put_amount(b, v->actual, e);
-    r |= gate_comp_buf_puts(b, ",\"shortfall\":");
+    r |= dg_buf_str(b, ",\"shortfall\":");
     r |= put_amount(b, v->shortfall, e);
-    r |= gate_comp_buf_puts(b, ",\"direct_rate\":");
+    r |= dg_buf_str(b, ",\"direct_rate\":");
     if (v->dr_source == RULES_COMP_DR_NONE) {
-        r |= gate_comp_buf_puts(b, "null,\"direct_rate_source\":null}");
+        r |= dg_buf_str(b, "null,\"direct_rate_source\":null}");
     } else {
         char rt[32], src[CFG_NAME_MAX + 16];
         dg_rate_format(v->direct_rate, rt, sizeof rt);
@@ -227,9 +184,9 @@ int gate_comp_result_json(gate_comp_buf *b, const gate_comp_item *it)
             snprintf(src, sizeof src, "plan.%s", v->dr_plan);
         else
             snprintf(src, sizeof src, "plan.default");
-        r |= gate_comp_buf_puts(b, ",\"direct_rate_source\":");
+        r |= dg_buf_str(b, ",\"direct_rate_source\":");
         r |= gate_comp_buf_json_str(b, src);
-        r |= gate_comp_buf_put(b, "}", 1);
+        r |= dg_buf_add(b, "}", 1);
     }
     return r ? -1 : 0;
 }
@@ -281,31 +238,31 @@ dg_err gate_comp_totals_add(gate_comp_totals *t, const gate_comp_item *it, char 
     return DG_OK;
 }
 
-int gate_comp_totals_json(gate_comp_buf *b, const gate_comp_totals *t)
+int gate_comp_totals_json(dg_buf *b, const gate_comp_totals *t)
 {
     int r = 0;
-    r |= gate_comp_buf_puts(b, t->violations ? "\"ok\":false" : "\"ok\":true");
-    r |= gate_comp_buf_puts(b, ",\"checked\":");
+    r |= dg_buf_str(b, t->violations ? "\"ok\":false" : "\"ok\":true");
+    r |= dg_buf_str(b, ",\"checked\":");
     r |= put_u64(b, t->checked);
-    r |= gate_comp_buf_puts(b, ",\"violations\":");
+    r |= dg_buf_str(b, ",\"violations\":");
     r |= put_u64(b, t->violations);
-    r |= gate_comp_buf_puts(b, ",\"warnings\":");
+    r |= dg_buf_str(b, ",\"warnings\":");
     r |= put_u64(b, t->warnings);
-    r |= gate_comp_buf_puts(b, ",\"violations_by_code\":{");
+    r |= dg_buf_str(b, ",\"violations_by_code\":{");
     for (int i = 0; i < RULES_COMP_NCODES; i++) {
-        if (i) r |= gate_comp_buf_put(b, ",", 1);
+        if (i) r |= dg_buf_add(b, ",", 1);
         r |= gate_comp_buf_json_str(b, rules_comp_code_name((rules_comp_code)i));
-        r |= gate_comp_buf_put(b, ":", 1);
+        r |= dg_buf_add(b, ":", 1);
         r |= put_u64(b, t->by_code[i]);
     }
-    r |= gate_comp_buf_puts(b, "},\"total_shortfall\":{");
+    r |= dg_buf_str(b, "},\"total_shortfall\":{");
     for (size_t i = 0; i < t->nccy; i++) {
-        if (i) r |= gate_comp_buf_put(b, ",", 1);
+        if (i) r |= dg_buf_add(b, ",", 1);
         r |= gate_comp_buf_json_str(b, t->ccy[i].ccy);
-        r |= gate_comp_buf_put(b, ":", 1);
+        r |= dg_buf_add(b, ":", 1);
         r |= put_amount(b, t->ccy[i].shortfall, t->ccy[i].exponent);
     }
-    r |= gate_comp_buf_put(b, "}", 1);
+    r |= dg_buf_add(b, "}", 1);
     return r ? -1 : 0;
 }
 
@@ -1082,9 +1039,9 @@ typedef struct {
 #define NO_OFF ((size_t)-1)
 
 typedef struct {
-    gate_comp_buf results; /* members of results[] */
-    gate_comp_buf one;     /* one result object */
-    gate_comp_buf arena;   /* strings of the log rows */
+    dg_buf results; /* members of results[] */
+    dg_buf one;     /* one result object */
+    dg_buf arena;   /* strings of the log rows */
     gate_comp_totals totals;
     int all;
     size_t nres;
@@ -1097,7 +1054,7 @@ static size_t arena_str(collect *c, const char *s, size_t n)
 {
     size_t off = c->arena.len;
     if (s == NULL || (n == 0 && s[0] == '\0')) return NO_OFF;
-    if (gate_comp_buf_put(&c->arena, s, n) || gate_comp_buf_put(&c->arena, "", 1)) return NO_OFF;
+    if (dg_buf_add(&c->arena, s, n) || dg_buf_add(&c->arena, "", 1)) return NO_OFF;
     return off;
 }
 
@@ -1111,8 +1068,8 @@ static dg_err collect_line(void *arg, const gate_comp_item *it, char *err, size_
     c->one.len = 0;
     if (gate_comp_result_json(&c->one, it)) goto too_big;
     if (c->all || it->v.nreasons > 0) {
-        if (c->nres && gate_comp_buf_put(&c->results, ",", 1)) goto too_big;
-        if (gate_comp_buf_put(&c->results, c->one.p, c->one.len)) goto too_big;
+        if (c->nres && dg_buf_add(&c->results, ",", 1)) goto too_big;
+        if (dg_buf_add(&c->results, c->one.p, c->one.len)) goto too_big;
         c->nres++;
     }
 
@@ -1124,14 +1081,14 @@ static dg_err collect_line(void *arg, const gate_comp_item *it, char *err, size_
         c->capoffs = cap;
     }
     rec_off *o = &c->offs[c->noffs++];
-    gate_comp_buf codes;
-    gate_comp_buf_init(&codes, 1024);
-    gate_comp_buf_put(&codes, "[", 1);
+    dg_buf codes;
+    dg_buf_init(&codes, 1024);
+    dg_buf_add(&codes, "[", 1);
     for (size_t i = 0; i < it->v.nreasons; i++) {
-        if (i) gate_comp_buf_put(&codes, ",", 1);
+        if (i) dg_buf_add(&codes, ",", 1);
         gate_comp_buf_json_str(&codes, rules_comp_code_name(it->v.reasons[i].code));
     }
-    gate_comp_buf_put(&codes, "]", 1);
+    dg_buf_add(&codes, "]", 1);
     size_t an = dg_amount_format(it->v.shortfall, it->in.exponent, amt, sizeof amt);
     o->violation = it->v.violation;
     o->deal_id = arena_str(c, it->deal_id, strlen(it->deal_id));
@@ -1139,11 +1096,11 @@ static dg_err collect_line(void *arg, const gate_comp_item *it, char *err, size_
     o->channel = arena_str(c, it->channel, strlen(it->channel));
     o->cloud = arena_str(c, it->cloud, strlen(it->cloud));
     o->currency = arena_str(c, it->currency, 3);
-    o->codes = codes.full ? NO_OFF : arena_str(c, codes.p, codes.len);
+    o->codes = dg_buf_failed(&codes) ? NO_OFF : arena_str(c, codes.p, codes.len);
     o->shortfall = arena_str(c, amt, an);
     o->result = arena_str(c, c->one.p, c->one.len);
-    gate_comp_buf_free(&codes);
-    if (c->arena.full) goto too_big;
+    dg_buf_free(&codes);
+    if (dg_buf_failed(&c->arena)) goto too_big;
     return DG_OK;
 too_big:
     c->too_big = 1;
@@ -1168,17 +1125,17 @@ static int media_type_is(const char *ct, const char *mt)
 /* Fills r with an error answer. Returns DG_OK, or DG_ENOMEM. */
 static dg_err result_error(gate_comp_result *r, int status, const char *code, const char *msg)
 {
-    gate_comp_buf b;
-    gate_comp_buf_init(&b, 4096);
+    dg_buf b;
+    dg_buf_init(&b, 4096);
     r->status = status;
     r->err_code = code;
-    gate_comp_buf_puts(&b, "{\"error\":{\"code\":");
+    dg_buf_str(&b, "{\"error\":{\"code\":");
     gate_comp_buf_json_str(&b, code);
-    gate_comp_buf_puts(&b, ",\"message\":");
+    dg_buf_str(&b, ",\"message\":");
     gate_comp_buf_json_str(&b, msg);
-    gate_comp_buf_put(&b, "}}", 3); /* NUL included */
-    if (b.full) {
-        gate_comp_buf_free(&b);
+    dg_buf_add(&b, "}}", 3); /* NUL included */
+    if (dg_buf_failed(&b)) {
+        dg_buf_free(&b);
         return DG_ENOMEM;
     }
     r->body = b.p;
@@ -1259,15 +1216,15 @@ static dg_err run_csv(const rules_comp_ctx *ctx, const char *body, size_t len, c
 /* Moves the collected results into r (status 200). Returns DG_OK or DG_ENOMEM. */
 static dg_err result_ok(gate_comp_result *r, collect *c)
 {
-    gate_comp_buf b;
-    gate_comp_buf_init(&b, (size_t)GATE_COMP_MAX_RESPONSE + 4096);
-    gate_comp_buf_put(&b, "{", 1);
+    dg_buf b;
+    dg_buf_init(&b, (size_t)GATE_COMP_MAX_RESPONSE + 4096);
+    dg_buf_add(&b, "{", 1);
     gate_comp_totals_json(&b, &c->totals);
-    gate_comp_buf_puts(&b, ",\"results\":[");
-    if (c->results.len) gate_comp_buf_put(&b, c->results.p, c->results.len);
-    gate_comp_buf_put(&b, "]}", 3);
-    if (b.full) {
-        gate_comp_buf_free(&b);
+    dg_buf_str(&b, ",\"results\":[");
+    if (c->results.len) dg_buf_add(&b, c->results.p, c->results.len);
+    dg_buf_add(&b, "]}", 3);
+    if (dg_buf_failed(&b)) {
+        dg_buf_free(&b);
         return DG_ENOMEM;
     }
     r->status = 200;
@@ -1280,7 +1237,7 @@ static dg_err result_ok(gate_comp_result *r, collect *c)
         if (r->lines == NULL) return DG_ENOMEM;
     }
     r->priv_arena = c->arena;
-    gate_comp_buf_init(&c->arena, 0);
+    dg_buf_init(&c->arena, 0);
     const char *base = r->priv_arena.p;
 #define AT(off) ((off) == NO_OFF ? NULL : base + (off))
     for (size_t i = 0; i < c->noffs; i++) {
@@ -1314,9 +1271,9 @@ dg_err gate_comp_check_body(const struct cfg *cf, const char *content_type, cons
 
     *out = NULL;
     memset(&c, 0, sizeof c);
-    gate_comp_buf_init(&c.results, GATE_COMP_MAX_RESPONSE);
-    gate_comp_buf_init(&c.one, GATE_COMP_MAX_RESPONSE);
-    gate_comp_buf_init(&c.arena, GATE_COMP_MAX_RESPONSE);
+    dg_buf_init(&c.results, GATE_COMP_MAX_RESPONSE);
+    dg_buf_init(&c.one, GATE_COMP_MAX_RESPONSE);
+    dg_buf_init(&c.arena, GATE_COMP_MAX_RESPONSE);
     gate_comp_totals_init(&c.totals);
     c.all = all;
 
@@ -1356,9 +1313,9 @@ dg_err gate_comp_check_body(const struct cfg *cf, const char *content_type, cons
 done:
     if (rc == DG_ENOMEM) dg_errf(err, errlen, rc, "out of memory");
     gate_comp_result_free(r);
-    gate_comp_buf_free(&c.results);
-    gate_comp_buf_free(&c.one);
-    gate_comp_buf_free(&c.arena);
+    dg_buf_free(&c.results);
+    dg_buf_free(&c.one);
+    dg_buf_free(&c.arena);
     gate_comp_totals_free(&c.totals);
     free(c.offs);
     return rc;
@@ -1369,6 +1326,6 @@ void gate_comp_result_free(gate_comp_result *r)
     if (r == NULL) return;
     free(r->body);
     free(r->lines);
-    gate_comp_buf_free(&r->priv_arena);
+    dg_buf_free(&r->priv_arena);
     free(r);
 }

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/buf.h"
 #include "config/cfg.h"
 #include "config/err.h"
 #include "gate/dlog.h"
@@ -51,25 +52,9 @@ typedef enum {
 /* Returns the canonical name of f ("commission_base"); static storage. */
 const char *gate_comp_field_name(gate_comp_field f);
 
-/* A bounded growable byte buffer. Appends past `max` fail (and set `full`); p is not
- * NUL-terminated unless the caller appends one. */
-typedef struct {
-    char *p;
-    size_t len, cap, max;
-    int full; /* an append failed: over max or out of memory */
-} gate_comp_buf;
-
-/* Initialises b empty with a byte limit. Nothing allocated until the first append. */
-void gate_comp_buf_init(gate_comp_buf *b, size_t max);
-/* Appends n bytes. Returns 0, or -1 (b->full set) over max or out of memory. */
-int gate_comp_buf_put(gate_comp_buf *b, const char *s, size_t n);
-/* Appends a NUL-terminated string. Same return. */
-int gate_comp_buf_puts(gate_comp_buf *b, const char *s);
 /* Appends s as a JSON string literal, quotes included; control characters are escaped and
  * invalid UTF-8 becomes U+FFFD. NULL appends `null`. Same return. */
-int gate_comp_buf_json_str(gate_comp_buf *b, const char *s);
-/* Frees b's storage and leaves it empty (same max). */
-void gate_comp_buf_free(gate_comp_buf *b);
+int gate_comp_buf_json_str(dg_buf *b, const char *s);
 
 /* One checked line. Everything borrowed, valid only during the callback that receives it. */
 typedef struct {
@@ -90,7 +75,7 @@ typedef struct {
  * [{"code", "severity", "message"}], "message", "expected", "actual", "shortfall",
  * "direct_rate", "direct_rate_source"}. Amounts are exact decimal strings. Returns 0 or -1
  * (b full). */
-int gate_comp_result_json(gate_comp_buf *b, const gate_comp_item *it);
+int gate_comp_result_json(dg_buf *b, const gate_comp_item *it);
 
 /* Running totals of a check. */
 typedef struct {
@@ -115,7 +100,7 @@ dg_err gate_comp_totals_add(gate_comp_totals *t, const gate_comp_item *it, char 
 /* Appends the summary members (no braces): "ok", "checked", "violations", "warnings",
  * "violations_by_code": {code: n}, "total_shortfall": {CCY: "decimal"} (every currency
  * seen, "0.00" when none). Returns 0 or -1 (b full). */
-int gate_comp_totals_json(gate_comp_buf *b, const gate_comp_totals *t);
+int gate_comp_totals_json(dg_buf *b, const gate_comp_totals *t);
 void gate_comp_totals_free(gate_comp_totals *t);
 
 /* Called for each checked line. A non-DG_OK return stops the stream with that error
@@ -188,7 +173,7 @@ typedef struct {
      * it owns); every other string points into this result. */
     dlog_comp_line *lines;
     size_t nlines;
-    gate_comp_buf priv_arena; /* private: storage of the lines' strings */
+    dg_buf priv_arena; /* private: storage of the lines' strings */
 } gate_comp_result;
 
 /* Checks a POST /v1/commission/check body against config c (borrowed for the call).

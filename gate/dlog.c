@@ -13,6 +13,7 @@
  * docs/internals/decision-log.md.
  */
 #include "gate/dlog.h"
+#include "config/buf.h"
 #include "gate/dlog_internal.h"
 #include "gate/dlog_sqlite.h"
 
@@ -558,38 +559,6 @@ static char *col_dup(sqlite3_stmt *st, int i, int *oom)
     memcpy(p, s, n);
     p[n] = '\0';
     return p;
-}
-
-/* A growable output buffer (malloc'd: the caller of a query frees it with free()). */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
 }
 
 /* ---- JSON validation without building a tree (RFC 8259 grammar) ----------------------------
@@ -2367,7 +2336,7 @@ static void sql_add(char *buf, size_t cap, size_t *len, const char *s)
 }
 
 /* Writes the JSON of the current row of a page query into b. */
-typedef void (*row_emit)(sbuf *b, sqlite3_stmt *st);
+typedef void (*row_emit)(dg_buf *b, sqlite3_stmt *st);
 
 /* Runs a prepared page query whose columns are (time_ms, id, json...) and writes
  * {"<key>": [...], "next_cursor": ...} into *json. limit rows at most (the statement fetches
@@ -2375,19 +2344,19 @@ typedef void (*row_emit)(sbuf *b, sqlite3_stmt *st);
 static dg_err run_page(sqlite3_stmt *st, const char *key, int limit, row_emit emit, char **json,
                        char *err, size_t errlen)
 {
-    sbuf b = {0};
+    dg_buf b = {0}; /* unbounded; the caller of a query frees b.p with free() */
     int n = 0, more = 0, src;
     int64_t last_t = 0;
     char last_id[DLOG_ID_MAX + 1] = "";
-    sb_str(&b, "{\"");
-    sb_str(&b, key);
-    sb_str(&b, "\":[");
+    dg_buf_str(&b, "{\"");
+    dg_buf_str(&b, key);
+    dg_buf_str(&b, "\":[");
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == limit) {
             more = 1;
             break;
         }
-        if (n > 0) sb_add(&b, ",", 1);
+        if (n > 0) dg_buf_add(&b, ",", 1);
         emit(&b, st);
         last_t = sqlite3_column_int64(st, 0);
         const char *id = (const char *)sqlite3_column_text(st, 1);
@@ -2399,18 +2368,18 @@ static dg_err run_page(sqlite3_stmt *st, const char *key, int limit, row_emit em
         return dg_errf(err, errlen, DG_EDB, "decision log query: %s",
                        sqlite3_errmsg(sqlite3_db_handle(st)));
     }
-    sb_str(&b, "],\"next_cursor\":");
+    dg_buf_str(&b, "],\"next_cursor\":");
     if (more) {
         char cur[DLOG_CURSOR_MAX + 8];
         cursor_encode(last_t, last_id, cur, sizeof cur);
-        sb_add(&b, "\"", 1);
-        sb_str(&b, cur);
-        sb_add(&b, "\"", 1);
+        dg_buf_add(&b, "\"", 1);
+        dg_buf_str(&b, cur);
+        dg_buf_add(&b, "\"", 1);
     } else {
-        sb_str(&b, "null");
+        dg_buf_str(&b, "null");
     }
-    sb_add(&b, "}", 1);
-    if (b.oom) {
+    dg_buf_add(&b, "}", 1);
+    if (dg_buf_failed(&b)) {
         free(b.p);
         return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
     }
@@ -2418,13 +2387,13 @@ static dg_err run_page(sqlite3_stmt *st, const char *key, int limit, row_emit em
     return DG_OK;
 }
 
-static void emit_decision(sbuf *b, sqlite3_stmt *st)
+static void emit_decision(dg_buf *b, sqlite3_stmt *st)
 {
     /* the stored text is a JSON object we validated on append */
-    sb_add(b, (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+    dg_buf_add(b, (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2));
 }
 
-static void emit_comp(sbuf *b, sqlite3_stmt *st)
+static void emit_comp(dg_buf *b, sqlite3_stmt *st)
 {
     char when[DLOG_TIMELEN];
     rfc3339_ms(sqlite3_column_int64(st, 0), when);
@@ -2450,7 +2419,7 @@ static void emit_comp(sbuf *b, sqlite3_stmt *st)
         b->oom = 1;
         return;
     }
-    sb_str(b, s);
+    dg_buf_str(b, s);
     cJSON_free(s);
 }
 

@@ -21,6 +21,7 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/sha256.h>
 
+#include "config/buf.h"
 #include "config/money.h"
 #include "gate/dlog_overrides.h"
 #include "gate/routes.h"
@@ -78,46 +79,21 @@ static const char *const ui_codes[] = {
 
 /* ---- the page buffer ----------------------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    size_t limit; /* 0: UI_MAX_PAGE */
-    int oom, cut;
-} hbuf;
-
-static void hb_add(hbuf *b, const char *s, size_t n)
+/* A page: its text and NUL fit UI_MAX_PAGE bytes. */
+static void page_buf(dg_buf *b)
 {
-    if (b->oom || b->cut) return;
-    if (b->len + n + 1 > (b->limit ? b->limit : UI_MAX_PAGE)) {
-        b->cut = 1;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 32768;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    dg_buf_init(b, UI_MAX_PAGE - 1);
 }
 
 /* Trusted text: literals of this file. */
-static void raw(hbuf *b, const char *s)
+static void raw(dg_buf *b, const char *s)
 {
-    hb_add(b, s, strlen(s));
+    dg_buf_add(b, s, strlen(s));
 }
 
 /* Formatted trusted text (numbers, and strings that went through html()/url() first). */
-static void rawf(hbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void rawf(hbuf *b, const char *fmt, ...)
+static void rawf(dg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rawf(dg_buf *b, const char *fmt, ...)
 {
     char tmp[512];
     va_list ap;
@@ -125,11 +101,11 @@ static void rawf(hbuf *b, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n < 0) return;
-    hb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    dg_buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 /* Any value: HTML-escaped, for text and for quoted attribute values. NULL writes nothing. */
-static void html(hbuf *b, const char *s)
+static void html(dg_buf *b, const char *s)
 {
     if (s == NULL) return;
     const char *run = s;
@@ -154,26 +130,26 @@ static void html(hbuf *b, const char *s)
         default:
             continue;
         }
-        hb_add(b, run, (size_t)(s - run));
+        dg_buf_add(b, run, (size_t)(s - run));
         raw(b, ent);
         run = s + 1;
     }
-    hb_add(b, run, (size_t)(s - run));
+    dg_buf_add(b, run, (size_t)(s - run));
 }
 
 /* A value inside a URL's query: every byte but unreserved ones percent-encoded (the output
  * then needs no HTML escaping). */
-static void url(hbuf *b, const char *s)
+static void url(dg_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
             c == '-' || c == '.' || c == '_' || c == '~') {
-            hb_add(b, (const char *)&c, 1);
+            dg_buf_add(b, (const char *)&c, 1);
         } else {
             char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            hb_add(b, e, 3);
+            dg_buf_add(b, e, 3);
         }
     }
 }
@@ -205,7 +181,7 @@ static void when_text(int64_t ms, char *out, size_t n)
 
 /* A decision's RFC 3339 UTC time ("2026-10-01T09:00:00Z") as "2026-10-01 09:00 UTC"; other
  * text as it is. */
-static void time_text(hbuf *b, const char *t)
+static void time_text(dg_buf *b, const char *t)
 {
     if (t && strlen(t) >= 17 && t[10] == 'T' && t[strlen(t) - 1] == 'Z') {
         char out[24];
@@ -253,7 +229,7 @@ static void money_grouped(const char *dec, const char *ccy, char *out, size_t n)
     dg_amount_format_grouped(minor, e, out, n);
 }
 
-static void pct(hbuf *b, const cJSON *kpi, const char *k)
+static void pct(dg_buf *b, const cJSON *kpi, const char *k)
 {
     double v;
     if (jnum(kpi, k, &v))
@@ -264,7 +240,7 @@ static void pct(hbuf *b, const cJSON *kpi, const char *k)
 
 /* ---- page frame ---------------------------------------------------------------------------- */
 
-static void page_head(hbuf *b, const char *title)
+static void page_head(dg_buf *b, const char *title)
 {
     raw(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -276,7 +252,7 @@ static void page_head(hbuf *b, const char *title)
            "<a href=\"/ui\">Blocked deals</a></header><main>");
 }
 
-static void page_foot(hbuf *b)
+static void page_foot(dg_buf *b)
 {
     raw(b, "</main></body></html>\n");
 }
@@ -296,7 +272,7 @@ static void security_headers(char *out, size_t n)
              (const char *)b64);
 }
 
-static int reply_page(gate_req *r, int status, hbuf *b)
+static int reply_page(gate_req *r, int status, dg_buf *b)
 {
     if (b->oom) {
         free(b->p);
@@ -304,7 +280,7 @@ static int reply_page(gate_req *r, int status, hbuf *b)
     }
     if (b->cut) { /* every add is whole or absent: close the page after the last one */
         b->cut = 0;
-        b->limit = UI_MAX_PAGE + 1024;
+        b->max = UI_MAX_PAGE + 1023;
         raw(b, "</table><p class=\"muted\">(page cut: narrow the filters)</p></main></body>"
                "</html>\n");
     }
@@ -325,7 +301,7 @@ typedef struct {
     int comp;
 } ui_params;
 
-static void link_deal(hbuf *b, const char *opp, const char *label)
+static void link_deal(dg_buf *b, const char *opp, const char *label)
 {
     raw(b, "<a href=\"/ui/deal?id=");
     url(b, opp);
@@ -335,7 +311,7 @@ static void link_deal(hbuf *b, const char *opp, const char *label)
 }
 
 /* A second, muted line of a cell: text (escaped) under what came before. */
-static void muted_line(hbuf *b, const char *text)
+static void muted_line(dg_buf *b, const char *text)
 {
     raw(b, "<br><span class=\"muted\">");
     html(b, text);
@@ -344,7 +320,7 @@ static void muted_line(hbuf *b, const char *text)
 
 /* The "since" time of row d (unix ms) as a date and, under it, how long ago; nothing when
  * d has none. */
-static void since_cell(hbuf *b, const cJSON *d, int64_t now)
+static void since_cell(dg_buf *b, const cJSON *d, int64_t now)
 {
     double since;
     if (!jnum(d, "since", &since)) return;
@@ -357,7 +333,7 @@ static void since_cell(hbuf *b, const cJSON *d, int64_t now)
 
 /* Amounts {"CCY": "decimal", ...} as "1,234.50 CCY" joined by sep (non-strings skipped).
  * Returns how many were written. */
-static int money_list(hbuf *b, const cJSON *amounts, const char *sep)
+static int money_list(dg_buf *b, const cJSON *amounts, const char *sep)
 {
     const cJSON *s;
     int n = 0;
@@ -374,7 +350,7 @@ static int money_list(hbuf *b, const cJSON *amounts, const char *sep)
     return n;
 }
 
-static void filters_form(hbuf *b, const ui_params *p, const struct cfg *c)
+static void filters_form(dg_buf *b, const ui_params *p, const struct cfg *c)
 {
     raw(b, "<section><form class=\"filters\" method=\"get\" action=\"/ui\">"
            "<label>Owner<input name=\"owner\" value=\"");
@@ -411,14 +387,14 @@ static void filters_form(hbuf *b, const ui_params *p, const struct cfg *c)
            "<a href=\"/ui\">reset</a></form></section>");
 }
 
-static void tile(hbuf *b, const char *label)
+static void tile(dg_buf *b, const char *label)
 {
     raw(b, "<div class=\"tile\"><span>");
     html(b, label);
     raw(b, "</span><b>");
 }
 
-static void kpi_tiles(hbuf *b, const cJSON *kpi, const ui_params *p)
+static void kpi_tiles(dg_buf *b, const cJSON *kpi, const ui_params *p)
 {
     raw(b, "<section id=\"kpis\"><h2>Co-sell KPIs <small>");
     html(b, p->since);
@@ -494,7 +470,7 @@ static void kpi_tiles(hbuf *b, const cJSON *kpi, const ui_params *p)
     raw(b, "</div></section>");
 }
 
-static void blocked_table(hbuf *b, const cJSON *bl, int64_t now)
+static void blocked_table(dg_buf *b, const cJSON *bl, int64_t now)
 {
     double total = 0;
     jnum(bl, "total", &total);
@@ -545,7 +521,7 @@ static void blocked_table(hbuf *b, const cJSON *bl, int64_t now)
 }
 
 /* Deals whose registration lapsed after passing the gate (dlog_lapsed_deals). */
-static void lapsed_table(hbuf *b, const cJSON *lp, int64_t now)
+static void lapsed_table(dg_buf *b, const cJSON *lp, int64_t now)
 {
     double total = 0;
     jnum(lp, "total", &total);
@@ -584,7 +560,7 @@ static void lapsed_table(hbuf *b, const cJSON *lp, int64_t now)
 }
 
 /* Live deal-desk overrides (dlog_override_query active=1). */
-static void overrides_table(hbuf *b, const cJSON *ov)
+static void overrides_table(dg_buf *b, const cJSON *ov)
 {
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(ov, "overrides"), *o;
     int n = cJSON_GetArraySize(list);
@@ -612,7 +588,7 @@ static void overrides_table(hbuf *b, const cJSON *ov)
     raw(b, "</tbody></table></section>");
 }
 
-static void decision_rows(hbuf *b, const cJSON *decisions, int with_deal)
+static void decision_rows(dg_buf *b, const cJSON *decisions, int with_deal)
 {
     const cJSON *d;
     cJSON_ArrayForEach(d, decisions)
@@ -657,7 +633,7 @@ static void decision_rows(hbuf *b, const cJSON *decisions, int with_deal)
     }
 }
 
-static void recent_table(hbuf *b, const cJSON *rec, const ui_params *p)
+static void recent_table(dg_buf *b, const cJSON *rec, const ui_params *p)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(rec, "decisions");
     raw(b, "<section id=\"recent\"><h2>Recent decisions");
@@ -674,7 +650,7 @@ static void recent_table(hbuf *b, const cJSON *rec, const ui_params *p)
     raw(b, "</tbody></table></section>");
 }
 
-static void comp_table(hbuf *b, const cJSON *reps, const ui_params *p)
+static void comp_table(dg_buf *b, const cJSON *reps, const ui_params *p)
 {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(reps, "reps"), *r;
     raw(b, "<section id=\"comp\"><h2>Commission violations by rep <small>");
@@ -763,7 +739,8 @@ int gate_h_ui(gate_req *r)
     overrides = parse_free(json);
     if (!blocked || !recent || !kpi || (p.comp && !reps) || !lapsed || !overrides) goto done;
     {
-        hbuf b = {0};
+        dg_buf b;
+        page_buf(&b);
         page_head(&b, "Blocked deals");
         filters_form(&b, &p, r->rt->cfg);
         blocked_table(&b, blocked, gate_now_ms());
@@ -803,7 +780,8 @@ int gate_h_ui_deal(gate_req *r)
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(page, "decisions");
     const cJSON *newest = cJSON_GetArrayItem(arr, 0);
     const char *name = newest ? jstr(newest, "name") : NULL;
-    hbuf b = {0};
+    dg_buf b;
+    page_buf(&b);
     page_head(&b, name ? name : id);
     raw(&b, "<section id=\"deal\"><h2>");
     html(&b, name ? name : id);

@@ -479,6 +479,19 @@ static void test_env(void **state)
                   NULL);
     expect_errors(BASE "name = ${A:-x\n", "t.ini:10: name: unterminated ${A:-...} (missing '}')",
                   NULL);
+    /* an expansion is bounded: 64 KiB of value, its NUL included */
+    static char big[64 * 1024];
+    memset(big, 'v', sizeof big - 2);
+    big[sizeof big - 2] = '\0'; /* 65,534 bytes */
+    setenv("DG_T_BIG", big, 1);
+    c = load_ok(
+        "[auth]\nwebhook_tokens = x${DG_T_BIG}\nreader_tokens = r\n[pipeline]\nstages = A\n");
+    assert_int_equal(strlen(c->auth.webhook_tokens.v[0]), sizeof big - 1);
+    cfg_free(c);
+    expect_errors(
+        "[auth]\nwebhook_tokens = xy${DG_T_BIG}\nreader_tokens = r\n[pipeline]\nstages = A\n",
+        "t.ini:2: webhook_tokens: value too long after expansion (max 65536 bytes)", NULL);
+    unsetenv("DG_T_BIG");
     /* a literal '$' and a value expanded into a typed key */
     setenv("DG_T_THREADS", "7", 1);
     c = load_ok("[server]\nthreads = ${DG_T_THREADS}\ndata_dir = ./v$x\n" BASE_REST);
@@ -760,14 +773,21 @@ static void test_concurrent_loads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_config),   cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_full_sections),    cmocka_unit_test(test_error_kinds),
+        cmocka_unit_test(test_default_config),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_sections),
+        cmocka_unit_test(test_error_kinds),
         cmocka_unit_test(test_reverify_section),
-        cmocka_unit_test(test_cross_checks),     cmocka_unit_test(test_auth_rules),
-        cmocka_unit_test(test_many_errors),      cmocka_unit_test(test_env),
-        cmocka_unit_test(test_secret_files),     cmocka_unit_test(test_inih_traps),
-        cmocka_unit_test(test_stage_index),      cmocka_unit_test(test_loopback),
-        cmocka_unit_test(test_missing_file),     cmocka_unit_test(test_version),
+        cmocka_unit_test(test_cross_checks),
+        cmocka_unit_test(test_auth_rules),
+        cmocka_unit_test(test_many_errors),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_secret_files),
+        cmocka_unit_test(test_inih_traps),
+        cmocka_unit_test(test_stage_index),
+        cmocka_unit_test(test_loopback),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_version),
         cmocka_unit_test(test_concurrent_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -567,18 +567,18 @@ static void test_csv_stream_any_split(void **state)
 static void test_json_str_escaping(void **state)
 {
     (void)state;
-    gate_comp_buf b;
-    gate_comp_buf_init(&b, 64);
+    dg_buf b;
+    dg_buf_init(&b, 64);
     assert_int_equal(gate_comp_buf_json_str(&b, "a\"b\\c\n\x01\xC3\xA9\xFF"), 0);
-    assert_int_equal(gate_comp_buf_put(&b, "", 1), 0);
+    assert_int_equal(dg_buf_add(&b, "", 1), 0);
     assert_string_equal(b.p, "\"a\\\"b\\\\c\\u000a\\u0001\xC3\xA9\\ufffd\"");
-    gate_comp_buf_free(&b);
+    dg_buf_free(&b);
     /* the bound holds */
-    gate_comp_buf_init(&b, 8);
-    assert_int_equal(gate_comp_buf_puts(&b, "12345678"), 0);
-    assert_int_equal(gate_comp_buf_puts(&b, "9"), -1);
-    assert_true(b.full);
-    gate_comp_buf_free(&b);
+    dg_buf_init(&b, 8);
+    assert_int_equal(dg_buf_str(&b, "12345678"), 0);
+    assert_int_equal(dg_buf_str(&b, "9"), -1);
+    assert_true(dg_buf_failed(&b));
+    dg_buf_free(&b);
 }
 
 int main(void)
