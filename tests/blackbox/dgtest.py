@@ -113,6 +113,7 @@ class Service:
                                                 webhook=WEBHOOK, reader=READER, comp=COMP, desk=DESK)))
 
     def start(self, wait=True):
+        self.listened = self.stderr().count('"event":"listening"')
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], stdout=self.log,
                                      stderr=self.log, cwd=self.dir, env=self.env)
@@ -125,12 +126,15 @@ class Service:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("dealgate exited with %s:\n%s" % (self.proc.returncode, self.stderr()))
-            try:
-                st, _, _ = self.request("GET", "/healthz")
-                if st == 200:
-                    return
-            except OSError:
-                pass
+            # Only this process's answer counts: it logs "listening" once it holds the port (a
+            # port another test took in between would otherwise answer for it).
+            if self.stderr().count('"event":"listening"') > self.listened:
+                try:
+                    st, _, _ = self.request("GET", "/healthz")
+                    if st == 200:
+                        return
+                except OSError:
+                    pass
             time.sleep(0.05)
         raise AssertionError("dealgate did not become ready:\n" + self.stderr())
 

@@ -117,7 +117,7 @@ def test_slow_upstream_is_cut_at_the_budget():
         st, d, _ = svc.gate(event("006C0000003", regs={"aws": "O2000003"}))
         took = time.time() - t0
         assert st == 200 and codes(d) == ["registration_unverifiable"], d
-        assert took < 1.0, took
+        assert took < 1.5, took  # cut at 300 ms, not after the 2 s upstream
     finally:
         ace.reset()
         svc.stop()

@@ -373,7 +373,7 @@ static void test_budget_exceeded(void **state)
     (void)state;
     reset();
     tcfg t;
-    cfg_init(&t, 1, "delay=400", 300, 30);
+    cfg_init(&t, 1, "delay=1000", 300, 30);
     conn_set *s = set_new(&t, 0);
     dg_event e;
     event_init(&e, "006A", "aws", "F1", NULL);
@@ -382,7 +382,7 @@ static void test_budget_exceeded(void **state)
     const dg_reg_fact *r = look1(s, &e, "aws", 100, &f);
     long took = now_ms() - t0;
     assert_true(took >= 95);
-    assert_true(took < 250);
+    assert_true(took < 900); /* at the budget, not the 1 s upstream (room for a busy CI) */
     assert_int_equal(r->lookup, DG_LOOKUP_FAILED);
     assert_int_equal(r->retryable, 1);
     assert_string_equal(r->error, "look-up exceeded the decision budget (100 ms)");
@@ -390,9 +390,9 @@ static void test_budget_exceeded(void **state)
     assert_string_equal(r->id, "F1");
     assert_string_equal(r->source, "test");
     int tmo = atomic_load(&last_timeout);
-    assert_true(tmo > 50 && tmo <= 100); /* min(timeout_ms 2000, remaining budget) */
+    assert_true(tmo > 0 && tmo <= 100); /* min(timeout_ms 2000, remaining budget) */
     /* The late answer lands in the cache. */
-    sleep_ms(450);
+    sleep_ms(1050);
     r = look1(s, &e, "aws", 100, &f);
     assert_int_equal(r->lookup, DG_LOOKUP_FOUND);
     assert_int_equal(atomic_load(&calls), 1);
@@ -434,7 +434,7 @@ static void test_parallel(void **state)
     (void)state;
     reset();
     tcfg t;
-    cfg_init(&t, 3, "delay=200", 300, 30);
+    cfg_init(&t, 3, "delay=400", 300, 30);
     conn_set *s = set_new(&t, 0);
     dg_event e;
     event_init(&e, "F-opp", "aws", "F1", "azure", "N1", NULL);
@@ -443,8 +443,8 @@ static void test_parallel(void **state)
     long t0 = now_ms();
     assert_int_equal(conn_lookup(s, &e, clouds, 4, 3000, &f), DG_OK);
     long took = now_ms() - t0;
-    assert_true(took >= 195);
-    assert_true(took < 350); /* not 600: the three clouds ran at once */
+    assert_true(took >= 395);
+    assert_true(took < 1000); /* not 1,200: the three clouds ran at once */
     assert_int_equal(f.nregs, 4);
     assert_string_equal(f.regs[0].cloud, "azure");
     assert_int_equal(f.regs[0].lookup, DG_LOOKUP_NOT_FOUND);
