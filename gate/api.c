@@ -202,12 +202,7 @@ int gate_h_decisions(gate_req *r)
     if ((st = gate_page_params(r, &q.limit, &q.cursor, cursor, sizeof cursor)) != 0) return st;
     char *json = NULL, err[256];
     dg_err rc = dlog_query(r->g->log, &q, &json, err, sizeof err);
-    if (rc == DG_EINVAL) return gate_reply_error(r, 422, "invalid_field", "%s", err);
-    if (rc != DG_OK)
-        return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
-    st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
-    free(json);
-    return st;
+    return gate_reply_read(r, rc, json, err, NULL);
 }
 
 int gate_h_decision(gate_req *r)
@@ -217,10 +212,5 @@ int gate_h_decision(gate_req *r)
         return gate_reply_error(r, 404, "not_found", "no such decision");
     char *json = NULL;
     dg_err rc = dlog_get(r->g->log, id, &json);
-    if (rc == DG_ENOTFOUND) return gate_reply_error(r, 404, "not_found", "no such decision");
-    if (rc != DG_OK)
-        return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
-    int st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
-    free(json);
-    return st;
+    return gate_reply_read(r, rc, json, NULL, "no such decision");
 }

@@ -66,10 +66,5 @@ int gate_h_comp_checks(gate_req *r)
     if ((st = gate_page_params(r, &q.limit, &q.cursor, cursor, sizeof cursor)) != 0) return st;
     char *json = NULL;
     dg_err rc = dlog_query_comp(r->g->log, &q, &json, err, sizeof err);
-    if (rc == DG_EINVAL) return gate_reply_error(r, 422, "invalid_field", "%s", err);
-    if (rc != DG_OK)
-        return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
-    st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
-    free(json);
-    return st;
+    return gate_reply_read(r, rc, json, err, NULL);
 }

@@ -144,6 +144,21 @@ int gate_reply_error(gate_req *r, int status, const char *code, const char *fmt,
     return gate_reply_json(r, status, o, extra);
 }
 
+int gate_reply_read(gate_req *r, dg_err rc, char *json, const char *invalid, const char *missing)
+{
+    int st;
+    if (rc == DG_OK && json != NULL)
+        st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
+    else if (rc == DG_EINVAL)
+        st = gate_reply_error(r, 422, "invalid_field", "%s", invalid);
+    else if (rc == DG_ENOTFOUND)
+        st = gate_reply_error(r, 404, "not_found", "%s", missing);
+    else
+        st = gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
+    free(json);
+    return st;
+}
+
 int gate_query(const gate_req *r, const char *name, char *buf, size_t cap)
 {
     const char *qs = r->ri->query_string;

@@ -48,6 +48,11 @@ int gate_reply_raw(gate_req *r, int status, const char *ctype, const char *body,
 int gate_reply_error(gate_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Answers a read of the decision log: rc DG_OK → 200 with json (application/json);
+ * DG_EINVAL → 422 invalid_field with message `invalid`; DG_ENOTFOUND → 404 not_found with
+ * message `missing`; anything else → 503 log_unavailable. Frees json. Returns the status. */
+int gate_reply_read(gate_req *r, dg_err rc, char *json, const char *invalid, const char *missing);
+
 /* Reads query parameter name into buf (cap bytes). Returns 1 if present, 0 if absent,
  * -1 if longer than cap - 1. */
 int gate_query(const gate_req *r, const char *name, char *buf, size_t cap);

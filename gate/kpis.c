@@ -79,13 +79,6 @@ int gate_h_kpis(gate_req *r)
     if (st != 0) return st;
     char *json = NULL, err[256];
     dg_err rc = dlog_kpis(r->g->log, &q, &json, err, sizeof err);
-    if (rc == DG_EINVAL) return gate_reply_error(r, 422, "invalid_field", "%s", err);
     if (rc == DG_OK) rc = dlog_kpis_add_lapses(r->g->log, &q, &json); /* re-verification */
-    if (rc != DG_OK) {
-        free(json);
-        return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
-    }
-    st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
-    free(json);
-    return st;
+    return gate_reply_read(r, rc, json, err, NULL);
 }

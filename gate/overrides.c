@@ -208,13 +208,7 @@ int gate_h_overrides_get(gate_req *r)
         return gate_reply_error(r, 503, "log_unavailable", "the decision log is not open");
     char *json = NULL, err[256];
     dg_err rc = dlog_override_query(r->g->log, &q, &json, err, sizeof err);
-    if (rc == DG_EINVAL)
-        return gate_reply_error(r, 422, "invalid_field", "query parameter cursor is invalid");
-    if (rc != DG_OK)
-        return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
-    st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
-    free(json);
-    return st;
+    return gate_reply_read(r, rc, json, "query parameter cursor is invalid", NULL);
 }
 
 /* The {id} of /v1/overrides/{id}, or NULL after answering 404. */
@@ -237,12 +231,7 @@ int gate_h_override_get(gate_req *r)
         return gate_reply_error(r, 503, "log_unavailable", "the decision log is not open");
     char *json = NULL;
     dg_err rc = dlog_override_get(r->g->log, id, gate_now_ms(), &json);
-    if (rc == DG_ENOTFOUND) return gate_reply_error(r, 404, "not_found", "no such override");
-    if (rc != DG_OK)
-        return gate_reply_error(r, 503, "log_unavailable", "the decision log cannot be read");
-    int st = gate_reply_raw(r, 200, "application/json", json, strlen(json), "");
-    free(json);
-    return st;
+    return gate_reply_read(r, rc, json, NULL, "no such override");
 }
 
 int gate_h_override_delete(gate_req *r)

@@ -46,7 +46,26 @@ def test_unknown_path_404_and_wrong_method_405():
     err(svc.get("/v1/nope"), 404, "not_found")
     err(svc.request("GET", "/v1/gate/stage", token=WEBHOOK), 405, "method_not_allowed")
     err(svc.request("DELETE", "/v1/decisions", token=READER), 405)
-    err(svc.get("/v1/decisions/dg_doesnotexist"), 404)
+    assert err(svc.get("/v1/decisions/dg_doesnotexist"), 404, "not_found") == "no such decision"
+
+
+def test_log_reads_answer_bad_cursors_422_and_unknown_ids_404():
+    """Every read of the log answers the same way: 422 naming the problem, 404, never a 5xx."""
+    bad = "cursor=" + "A" * 40  # base64url, but not a cursor the log issued
+    msg = err(svc.get("/v1/decisions?" + bad), 422, "invalid_field")
+    assert "cursor" in msg, msg
+    msg = err(svc.get("/v1/commission/checks?" + bad, token=COMP), 422, "invalid_field")
+    assert "cursor" in msg, msg
+    msg = err(svc.get("/v1/overrides?" + bad, token=dgtest.DESK), 422, "invalid_field")
+    assert msg == "query parameter cursor is invalid", msg
+    assert err(svc.get("/v1/overrides/ov_nope", token=dgtest.DESK), 404,
+               "not_found") == "no such override"
+    msg = err(svc.get("/v1/kpis?since=2026-13-01"), 422, "invalid_field")
+    assert "since" in msg, msg
+    for path, token in (("/v1/decisions", READER), ("/v1/commission/checks", COMP),
+                        ("/v1/overrides", dgtest.DESK), ("/v1/kpis", READER)):
+        st, body, h = svc.get(path, token=token)
+        assert st == 200 and h["content-type"] == "application/json", (path, st, body)
 
 
 def test_body_over_max_body_is_413():
