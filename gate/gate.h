@@ -61,7 +61,8 @@ int gate_token_match(const gate_tokens *set, const char *tok, size_t len);
 int64_t gate_now_ms(void);
 
 /* Writes a new time-ordered id: prefix + 26 Crockford base32 chars (48-bit ms time, 80
- * random bits) into buf (cap >= strlen(prefix) + 27). */
+ * random bits) into buf (cap >= strlen(prefix) + 27). Within the process each id sorts
+ * after the one before it (same millisecond: the previous random part plus one). */
 void gate_new_id(const char *prefix, char *buf, size_t cap);
 
 /* Hex SHA-256 of data into hex (65 bytes). */

@@ -2,6 +2,7 @@
 #include "gate/gate.h"
 
 #include <mbedtls/sha256.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,8 @@ dg_err gate_reload(gate_ctx *g, const char *path)
     struct cfg *c = NULL;
     cfg_errors errs = {0};
     if (cfg_load(path, &c, &errs) != DG_OK) {
-        for (size_t i = 0; i < errs.lines.n; i++) fprintf(stderr, "%s\n", errs.lines.v[i]);
+        for (size_t i = 0; i < errs.lines.n; i++)
+            fprintf(stderr, "%s\n", errs.lines.v[i]);
         fprintf(stderr,
                 "{\"event\":\"config_reload\",\"ok\":false,\"errors\":%zu,\"note\":\"kept the "
                 "previous configuration\"}\n",
@@ -100,7 +102,8 @@ dg_err gate_reload(gate_ctx *g, const char *path)
         cfg_errors_free(&errs);
         return DG_ECONFIG;
     }
-    for (size_t i = 0; i < c->warnings.n; i++) fprintf(stderr, "%s\n", c->warnings.v[i]);
+    for (size_t i = 0; i < c->warnings.n; i++)
+        fprintf(stderr, "%s\n", c->warnings.v[i]);
     char err[256];
     char version[sizeof c->version];
     memcpy(version, c->version, sizeof version);
@@ -123,7 +126,8 @@ int gate_token_match(const gate_tokens *set, const char *tok, size_t len)
     unsigned found = 0;
     for (size_t i = 0; i < set->n; i++) {
         unsigned char diff = 0;
-        for (size_t k = 0; k < GATE_HASH_LEN; k++) diff |= (unsigned char)(h[k] ^ set->h[i][k]);
+        for (size_t k = 0; k < GATE_HASH_LEN; k++)
+            diff |= (unsigned char)(h[k] ^ set->h[i][k]);
         found |= (unsigned)(diff == 0);
     }
     return found != 0;
@@ -139,13 +143,34 @@ int64_t gate_now_ms(void)
 void gate_new_id(const char *prefix, char *buf, size_t cap)
 {
     static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t last_t;
+    static unsigned char last_rnd[10];
     unsigned char rnd[10] = {0};
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        for (size_t i = 0; i < sizeof rnd; i++) rnd[i] ^= (unsigned char)(ts.tv_nsec >> (i % 4 * 8));
-    }
     uint64_t t = (uint64_t)gate_now_ms();
+    /* Monotonic: an id made in the same millisecond as the previous one (or while the clock
+     * stands behind it) is the previous one plus 1, so ids sort in the order they were made
+     * and two decisions of one deal in one millisecond keep their order ("newest wins"). */
+    pthread_mutex_lock(&mu);
+    if (t > last_t) {
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            for (size_t i = 0; i < sizeof rnd; i++)
+                rnd[i] ^= (unsigned char)(ts.tv_nsec >> (i % 4 * 8));
+        }
+        rnd[0] &= 0x7f; /* room to count up within the millisecond */
+    } else {
+        t = last_t;
+        memcpy(rnd, last_rnd, sizeof rnd);
+        int i = (int)sizeof rnd - 1;
+        while (i >= 0 && ++rnd[i] == 0)
+            i--;
+        if (i < 0) t++; /* 2^80 ids in one millisecond: move on to the next */
+    }
+    last_t = t;
+    memcpy(last_rnd, rnd, sizeof rnd);
+    pthread_mutex_unlock(&mu);
     char id[27];
     /* 10 chars of time (50 bits, top 2 zero), 16 chars of randomness (80 bits). */
     for (int i = 9; i >= 0; i--) {
@@ -153,8 +178,10 @@ void gate_new_id(const char *prefix, char *buf, size_t cap)
         t >>= 5;
     }
     uint64_t hi = 0, lo = 0;
-    for (int i = 0; i < 5; i++) hi = (hi << 8) | rnd[i];
-    for (int i = 5; i < 10; i++) lo = (lo << 8) | rnd[i];
+    for (int i = 0; i < 5; i++)
+        hi = (hi << 8) | rnd[i];
+    for (int i = 5; i < 10; i++)
+        lo = (lo << 8) | rnd[i];
     for (int i = 17; i >= 10; i--) {
         id[i] = b32[hi & 31];
         hi >>= 5;
