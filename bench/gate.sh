@@ -2,7 +2,8 @@
 # bench/gate.sh — POST /v1/gate/stage under wrk (64 connections) against the real service
 # (file connector, durable SQLite log, bearer auth) and, in the same run, against a bare
 # civetweb handler returning a fixed JSON body. Prints both request rates, their ratio, p99
-# latency and dealgate's peak RSS, as medians over ROUNDS alternating rounds.
+# latency and dealgate's peak RSS, as medians over ROUNDS alternating rounds, then the CPU
+# dealgate spent per decision in its request threads and in the log's threads.
 # Usage: bench/gate.sh [SECONDS_PER_ROUND] [ROUNDS]   (defaults 10 and 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,10 +60,23 @@ for r in $(seq "$ROUNDS"); do
 done
 rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$DG_PID/status)
 rows=$(sqlite3 "$work/var/dealgate.db" 'select count(*) from decisions' 2>/dev/null || echo '?')
+# Where dealgate's CPU went, per decision: the request threads (civetweb-worker) and the
+# log's writer, syncer and checkpointer (threads are named; see top -H).
+tick=$(getconf CLK_TCK)
+cpu_of() { # thread-name regex -> CPU seconds (user + system) of those threads
+  for t in /proc/$DG_PID/task/*; do
+    name=$(cat "$t/comm" 2>/dev/null) || continue
+    [[ $name =~ $1 ]] && awk -v k="$tick" '{sub(/^.*\) /, ""); print ($12 + $13) / k}' "$t/stat"
+  done | awk '{s += $1} END {printf "%.2f", s}'
+}
+per_decision() { awk -v s="$1" -v n="$rows" 'BEGIN {if (n > 0) printf "%.0f", s * 1e6 / n; else print "?"}'; }
 echo "--- medians over $ROUNDS rounds of ${DUR}s, $CONNS connections, $THREADS server threads"
 echo "bare civetweb:   $(cut -d' ' -f1 "$work/bare" | bench_median) req/s, p99 $(cut -d' ' -f2 "$work/bare" | bench_median) ms"
 echo "dealgate:        $(cut -d' ' -f1 "$work/dg" | bench_median) req/s, p99 $(cut -d' ' -f2 "$work/dg" | bench_median) ms"
 echo "ratio:           $(bench_median < "$work/ratio")   (target >= 0.6)"
 echo "dealgate peak RSS: $((rss_kb / 1024)) MB ($rss_kb kB)   (target <= 32 MB)"
 echo "decisions committed to the log: $rows"
+echo "dealgate CPU per decision (us): request threads $(per_decision "$(cpu_of '^civetweb-worker$')")," \
+  "log writer $(per_decision "$(cpu_of '^dg-log-writer$')"), syncer $(per_decision "$(cpu_of '^dg-log-syncer$')")," \
+  "checkpointer $(per_decision "$(cpu_of '^dg-log-ckpt$')"), all $(per_decision "$(cpu_of '.')")"
 kill -TERM $DG_PID $BARE_PID; wait $DG_PID 2>/dev/null || true

@@ -736,6 +736,7 @@ static dg_err index_pass(ace_state *st, char *err, size_t errlen)
 static void *refresher(void *arg)
 {
     ace_state *st = arg;
+    pthread_setname_np(pthread_self(), "dg-ace-index"); /* top -H, bench/gate.sh */
     int64_t fail_backoff = 0;
     pthread_mutex_lock(&st->mu);
     while (!atomic_load(&st->stop)) {

@@ -364,6 +364,7 @@ static void note_result(conn_inst *in, const dg_reg_fact *r, int64_t ns)
 static void *flight_run(void *arg)
 {
     flight *fl = arg;
+    pthread_setname_np(pthread_self(), "dg-lookup"); /* top -H, bench/gate.sh */
     conn_set *s = fl->set;
     conn_inst *in = &s->inst[fl->inst];
     dg_reg_fact r;

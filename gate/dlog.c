@@ -1460,6 +1460,7 @@ static void hand_to_syncer(dlog *l, struct req *batch, uint64_t seq, int committ
 static void *writer_main(void *arg)
 {
     dlog *l = arg;
+    pthread_setname_np(pthread_self(), "dg-log-writer"); /* top -H, bench/gate.sh */
     pthread_mutex_lock(&l->mu);
     for (;;) {
         while (l->head == NULL && !l->stopping)
@@ -1495,6 +1496,7 @@ static void *writer_main(void *arg)
 static void *syncer_main(void *arg)
 {
     dlog *l = arg;
+    pthread_setname_np(pthread_self(), "dg-log-syncer"); /* top -H, bench/gate.sh */
     pthread_mutex_lock(&l->smu);
     for (;;) {
         while (l->phead == NULL && !l->sync_stop)
@@ -1587,6 +1589,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 static void *ckpt_main(void *arg)
 {
     dlog *l = arg;
+    pthread_setname_np(pthread_self(), "dg-log-ckpt"); /* top -H, bench/gate.sh */
     pthread_mutex_lock(&l->cmu);
     for (;;) {
         while (!l->ckpt_want && !l->ckpt_stop)

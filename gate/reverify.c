@@ -417,6 +417,7 @@ static int wait_ms(gate_reverify *r, int64_t ms)
 static void *thread_main(void *arg)
 {
     gate_reverify *r = arg;
+    pthread_setname_np(pthread_self(), "dg-reverify"); /* top -H, bench/gate.sh */
     int64_t next_prune = gate_now_ms(), next_run = 0;
     for (;;) {
         gate_rt *rt = gate_rt_acquire(r->g);

@@ -263,6 +263,7 @@ static int should_stop(gate_writeback *w, int wait_ms)
 static void *worker_main(void *arg)
 {
     gate_writeback *w = arg;
+    pthread_setname_np(pthread_self(), "dg-writeback"); /* top -H, bench/gate.sh */
     size_t n = 0; /* jobs of the last claim: while there are, the next claim comes at once */
     while (!should_stop(w, n ? 0 : WB_POLL_MS)) {
         dlog_wb_job jobs[WB_CLAIM_MAX];
