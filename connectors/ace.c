@@ -797,10 +797,10 @@ static void ace_close(void *state)
     free(st);
 }
 
-static dg_err ace_open(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
+static dg_err ace_open(const cfg_cloud *cc, const char *state_dir, void **state, char *err,
                        size_t errlen)
 {
-    (void)base_dir;
+    (void)state_dir;
     dg_err rc = DG_ENOMEM;
     *state = NULL;
     ace_state *st = calloc(1, sizeof *st);

@@ -448,7 +448,7 @@ dg_err conn_set_new_with(const struct cfg *c, const conn_backend *override, size
             rc = dg_errf(err, errlen, DG_ECONFIG, "cloud:%s: unknown connector", cc->key);
             goto cleanup;
         }
-        dg_err brc = be->open(cc, NULL, &in->state, berr, sizeof berr);
+        dg_err brc = be->open(cc, c->server.data_dir, &in->state, berr, sizeof berr);
         if (brc != DG_OK) {
             rc = dg_errf(err, errlen, brc, "cloud:%s: %s", cc->key,
                          berr[0] ? berr : dg_strerror(brc));

@@ -20,9 +20,10 @@ typedef struct conn_backend {
     const char *name; /* "file", "none", "ace", "partner_center", "gcp" */
     /* Returns 1 if id has this system's registration-id syntax (checked before any call). */
     int (*valid_id)(const char *id);
-    /* Opens an instance for cc; base_dir is NULL (paths resolve against the working dir).
-     * Returns DG_OK and *state, or an error with a one-line message in err. */
-    dg_err (*open)(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
+    /* Opens an instance for cc. state_dir is a directory where the backend may keep state
+     * across restarts (the service's data_dir; a rotated refresh token), or NULL: keep
+     * nothing. Returns DG_OK and *state, or an error with a one-line message in err. */
+    dg_err (*open)(const cfg_cloud *cc, const char *state_dir, void **state, char *err,
                    size_t errlen);
     void (*close)(void *state);
     /* Looks up registration `id`. Sets out->lookup FOUND or NOT_FOUND and the record's

@@ -65,7 +65,7 @@ typedef struct {
 } fsig;
 
 typedef struct {
-    char *path;  /* as opened (base_dir applied) */
+    char *path;  /* as configured */
     char *cloud; /* the [cloud:KEY] key */
     pthread_rwlock_t lock;
     fdata *data;              /* under lock */
@@ -648,7 +648,7 @@ static void file_close(void *state)
     free(st);
 }
 
-static dg_err file_open(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
+static dg_err file_open(const cfg_cloud *cc, const char *state_dir, void **state, char *err,
                         size_t errlen)
 {
     dg_err rc = DG_ENOMEM;
@@ -663,13 +663,8 @@ static dg_err file_open(const cfg_cloud *cc, const char *base_dir, void **state,
         rc = dg_errf(err, errlen, DG_ECONFIG, "connector file needs path");
         goto cleanup;
     }
-    if (base_dir && base_dir[0] && cc->path[0] != '/') {
-        size_t n = strlen(base_dir) + strlen(cc->path) + 2;
-        st->path = malloc(n);
-        if (st->path) snprintf(st->path, n, "%s/%s", base_dir, cc->path);
-    } else {
-        st->path = strdup(cc->path);
-    }
+    (void)state_dir;
+    st->path = strdup(cc->path); /* a relative path resolves against the working directory */
     st->cloud = strdup(cc->key);
     if (st->path == NULL || st->cloud == NULL) {
         dg_errf(err, errlen, rc, "out of memory");

@@ -99,10 +99,10 @@ static void gcp_close(void *state)
     free(st);
 }
 
-static dg_err gcp_open(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
+static dg_err gcp_open(const cfg_cloud *cc, const char *state_dir, void **state, char *err,
                        size_t errlen)
 {
-    (void)base_dir;
+    (void)state_dir;
     dg_err rc;
     char *base = NULL;
     *state = NULL;

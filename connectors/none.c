@@ -10,11 +10,11 @@
 
 #include "connectors/backends.h"
 
-static dg_err none_open(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
+static dg_err none_open(const cfg_cloud *cc, const char *state_dir, void **state, char *err,
                         size_t errlen)
 {
     (void)cc;
-    (void)base_dir;
+    (void)state_dir;
     (void)err;
     (void)errlen;
     *state = NULL;

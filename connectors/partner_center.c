@@ -520,10 +520,10 @@ static void pc_close(void *state)
     free(st);
 }
 
-static dg_err pc_open(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
+static dg_err pc_open(const cfg_cloud *cc, const char *state_dir, void **state, char *err,
                       size_t errlen)
 {
-    (void)base_dir;
+    (void)state_dir;
     dg_err rc;
     *state = NULL;
     pc_state *st = calloc(1, sizeof *st);

@@ -47,10 +47,10 @@ static int t_valid(const char *id)
     return strncmp(id, "bad", 3) != 0;
 }
 
-static dg_err t_open(const cfg_cloud *cc, const char *base_dir, void **state, char *err,
+static dg_err t_open(const cfg_cloud *cc, const char *state_dir, void **state, char *err,
                      size_t errlen)
 {
-    (void)base_dir;
+    (void)state_dir;
     if (cc->endpoint && strcmp(cc->endpoint, "fail-open") == 0)
         return dg_errf(err, errlen, DG_EAUTH, "credentials refused");
     tstate *st = calloc(1, sizeof *st);
