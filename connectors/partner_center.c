@@ -11,14 +11,12 @@
  * token is cached until 60 s before expires_in; a rotated refresh token in the answer
  * replaces the configured one in memory; one refresh is in flight at a time and concurrent
  * callers wait for it (within their own timeouts); a 401 from the API invalidates the token
- * it was sent with, and the call is retried once with a fresh one. token_url ending in
- * /oauth2/token (Azure AD v1) gets resource=https://api.partner.microsoft.com; a v2.0
- * endpoint gets scope=https://api.partner.microsoft.com/.default offline_access.
+ * it was sent with, and the call is retried once with a fresh one (the cache is oauth.h's).
+ * token_url ending in /oauth2/token (Azure AD v1) gets resource=https://api.partner.microsoft.com;
+ * a v2.0 endpoint gets scope=https://api.partner.microsoft.com/.default offline_access.
  * No token, refresh token or client secret ever reaches an error text or the health line.
  */
-#include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +25,13 @@
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
+#include "connectors/oauth.h"
 #include "connectors/parse.h"
 
 #define PC_RESOURCE "https://api.partner.microsoft.com"
-#define PC_EXPIRY_MARGIN_S 60
 #define PC_MAX_PAGES 50
 #define PC_ATTEMPTS 3
 #define PC_MSG_MAX 256
-#define PC_TOKEN_MAX 16384
 #define PC_STR_MAX 512
 
 typedef struct {
@@ -45,14 +42,11 @@ typedef struct {
     int timeout_ms;
     conn_http_client *http;
 
-    pthread_mutex_t mu;
-    pthread_cond_t cv;     /* CLOCK_MONOTONIC; broadcast when a refresh ends */
-    char *refresh_token;   /* current one (rotated in memory) */
-    char *access_token;    /* NULL until fetched */
-    int64_t access_exp_ms; /* use until (monotonic) */
-    uint64_t token_gen;    /* bumped for every new access token */
-    int refreshing;
-    int64_t last_ok_ms, last_err_ms, token_at_ms;
+    conn_oauth tok;      /* the access token */
+    char *refresh_token; /* current one (rotated in memory; only token_fetch uses it) */
+
+    pthread_mutex_t mu; /* health fields */
+    int64_t last_ok_ms, last_err_ms;
     char last_err[PC_MSG_MAX];
 } pc_state;
 
@@ -76,116 +70,33 @@ static void note(pc_state *st, const char *err)
 
 /* ---- tokens ---------------------------------------------------------------------------- */
 
-typedef struct {
-    dg_err rc;
-    int retryable;
-    char msg[PC_MSG_MAX];
-} pc_fail;
-
-static void set_fail(pc_fail *f, dg_err rc, int retryable, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void set_fail(pc_fail *f, dg_err rc, int retryable, const char *fmt, ...)
+/* One refresh-token grant (a conn_oauth_fetch_fn: one at a time, so the refresh token needs
+ * no lock). A rotated refresh token in the answer replaces st->refresh_token. */
+static dg_err token_fetch(void *ctx, int64_t deadline, char **access, int64_t *expires_in,
+                          conn_fail *f)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->msg, sizeof f->msg, fmt, ap);
-    va_end(ap);
-    f->rc = rc;
-    f->retryable = retryable;
-}
-
-/* Appends "&name=value" (value percent-encoded) to the form in *buf. Returns 0 or -1. */
-static int form_add(char **buf, size_t *len, const char *name, const char *value)
-{
-    char *v = conn_http_escape(value);
-    if (v == NULL) return -1;
-    size_t add = strlen(name) + strlen(v) + 2;
-    char *b = realloc(*buf, *len + add + 1);
-    if (b == NULL) {
-        conn_wipe_free(v);
-        return -1;
-    }
-    snprintf(b + *len, add + 1, "%s%s=%s", *len ? "&" : "", name, v);
-    *len += strlen(b + *len);
-    *buf = b;
-    conn_wipe_free(v);
-    return 0;
-}
-
-/* Reads a token answer: access_token (required), expires_in (a number, or a string of
- * digits as Azure AD v1 sends it), refresh_token (optional: a rotated one). Returns 0 with
- * *access and *rotated malloc'd (rotated may be NULL), or -1 with both NULL. */
-static int token_parse(const cJSON *j, char **access, int64_t *expires_in, char **rotated)
-{
-    const cJSON *ei = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "expires_in") : NULL;
-    int64_t exp = -1;
-    *access = *rotated = NULL;
-    if (cJSON_IsNumber(ei) && ei->valuedouble >= 0 && ei->valuedouble < 1e9) {
-        exp = (int64_t)ei->valuedouble;
-    } else if (cJSON_IsString(ei) && ei->valuestring) { /* Azure AD v1 sends a string */
-        char *end = NULL;
-        errno = 0;
-        long long v = strtoll(ei->valuestring, &end, 10);
-        if (end != ei->valuestring && *end == '\0' && errno == 0 && v >= 0 && v < 1000000000)
-            exp = v;
-    }
-    if (!cJSON_IsObject(j) || conn_json_str(j, "access_token", PC_TOKEN_MAX, access) != 0 ||
-        *access == NULL || exp < 0 ||
-        conn_json_str(j, "refresh_token", PC_TOKEN_MAX, rotated) != 0) {
-        conn_wipe_free(*access);
-        conn_wipe_free(*rotated);
-        *access = *rotated = NULL;
-        return -1;
-    }
-    *expires_in = exp;
-    return 0;
-}
-
-/* One refresh-token grant. On success returns DG_OK with *access (malloc'd), *expires_in and
- * *rotated (malloc'd or NULL). */
-static dg_err token_request(pc_state *st, const char *refresh, int64_t deadline, char **access,
-                            int64_t *expires_in, char **rotated, pc_fail *f)
-{
-    char *form = NULL;
+    pc_state *st = ctx;
+    char *form = NULL, *rotated = NULL;
     size_t len = 0;
-    conn_http_resp rs = {0};
+    long status = 0;
     cJSON *j = NULL;
     dg_err rc = DG_ENOMEM;
-    *access = *rotated = NULL;
+    *access = NULL;
     *expires_in = 0;
-    if (form_add(&form, &len, "grant_type", "refresh_token") ||
-        form_add(&form, &len, "client_id", st->client_id) ||
-        (st->client_secret && form_add(&form, &len, "client_secret", st->client_secret)) ||
-        form_add(&form, &len, "refresh_token", refresh) ||
-        (st->v2 ? form_add(&form, &len, "scope", PC_RESOURCE "/.default offline_access")
-                : form_add(&form, &len, "resource", PC_RESOURCE))) {
-        set_fail(f, DG_ENOMEM, 1, "Partner Center token refresh: out of memory");
+    if (conn_oauth_form_add(&form, &len, "grant_type", "refresh_token") ||
+        conn_oauth_form_add(&form, &len, "client_id", st->client_id) ||
+        (st->client_secret &&
+         conn_oauth_form_add(&form, &len, "client_secret", st->client_secret)) ||
+        conn_oauth_form_add(&form, &len, "refresh_token", st->refresh_token) ||
+        (st->v2 ? conn_oauth_form_add(&form, &len, "scope", PC_RESOURCE "/.default offline_access")
+                : conn_oauth_form_add(&form, &len, "resource", PC_RESOURCE))) {
+        conn_failf(f, DG_ENOMEM, 1, "Partner Center token refresh: out of memory");
         goto out;
     }
-    int64_t left = deadline - conn_now_ms();
-    if (left <= 0) {
-        rc = DG_ETIMEOUT;
-        set_fail(f, rc, 1, "Partner Center token refresh: out of time");
-        goto out;
-    }
-    const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",
-                                   "Accept: application/json", NULL};
-    conn_http_req rq = {.method = "POST",
-                        .url = st->token_url,
-                        .headers = headers,
-                        .body = form,
-                        .body_len = len,
-                        .timeout_ms = (int)left,
-                        .max_response = 256 * 1024};
-    char err[PC_MSG_MAX];
-    rc = conn_http_do(st->http, &rq, &rs, err, sizeof err);
-    if (rc != DG_OK) {
-        set_fail(f, rc, rc != DG_ETOOBIG && rc != DG_EINVAL, "Partner Center token refresh: %s",
-                 err);
-        goto out;
-    }
-    j = cJSON_ParseWithLength(rs.body, rs.len);
-    if (rs.status != 200) {
+    rc = conn_oauth_post_form(st->http, st->token_url, form, len, deadline,
+                              "Partner Center token refresh", &status, &j, f);
+    if (rc != DG_OK) goto out;
+    if (status != 200) {
         char code[64] = "error", aadsts[32] = "";
         const cJSON *e = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
         if (cJSON_IsString(e) && e->valuestring)
@@ -195,103 +106,34 @@ static dg_err token_request(pc_state *st, const char *refresh, int64_t deadline,
         const cJSON *c0 = cJSON_IsArray(codes) ? cJSON_GetArrayItem(codes, 0) : NULL;
         if (cJSON_IsNumber(c0) && c0->valuedouble >= 0 && c0->valuedouble < 1e9)
             snprintf(aadsts, sizeof aadsts, " (AADSTS%ld)", (long)c0->valuedouble);
-        int retry = rs.status == 429 || rs.status >= 500;
-        rc = retry ? (rs.status == 429 ? DG_ETHROTTLED : DG_EUPSTREAM) : DG_EAUTH;
-        set_fail(f, rc, retry, "Partner Center token refresh: %s%s (HTTP %ld)", code, aadsts,
-                 rs.status);
+        int retry = status == 429 || status >= 500;
+        rc = retry ? (status == 429 ? DG_ETHROTTLED : DG_EUPSTREAM) : DG_EAUTH;
+        conn_failf(f, rc, retry, "Partner Center token refresh: %s%s (HTTP %ld)", code, aadsts,
+                   status);
         goto out;
     }
     rc = DG_EPARSE;
-    if (token_parse(j, access, expires_in, rotated) != 0) {
-        set_fail(f, rc, 1, "Partner Center token refresh: malformed token response");
+    if (conn_oauth_parse_token(j, access, expires_in, &rotated) != 0) {
+        conn_failf(f, rc, 1, "Partner Center token refresh: malformed token response");
         goto out;
+    }
+    if (rotated) {
+        conn_wipe_free(st->refresh_token);
+        st->refresh_token = rotated;
     }
     rc = DG_OK;
 out:
-    if (j) {
-        /* the parsed answer holds tokens: wipe its strings before freeing */
-        const cJSON *k;
-        cJSON_ArrayForEach(k, j) if (cJSON_IsString(k) && k->valuestring)
-            explicit_bzero(k->valuestring, strlen(k->valuestring));
-        cJSON_Delete(j);
-    }
-    if (rs.body) explicit_bzero(rs.body, rs.len);
-    conn_http_resp_free(&rs);
+    conn_oauth_json_free(j);
     conn_wipe_free(form);
+    if (rc != DG_OK) note(st, f->msg);
     return rc;
 }
 
 /* Returns DG_OK and a malloc'd copy of a valid access token (and its generation), refreshing
  * it when needed; else fills f. */
-static dg_err get_token(pc_state *st, int64_t deadline, char **tok, uint64_t *gen, pc_fail *f)
+static dg_err get_token(pc_state *st, int64_t deadline, char **tok, uint64_t *gen, conn_fail *f)
 {
-    *tok = NULL;
-    pthread_mutex_lock(&st->mu);
-    for (;;) {
-        int64_t now = conn_now_ms();
-        if (st->access_token && now < st->access_exp_ms) {
-            *tok = strdup(st->access_token);
-            *gen = st->token_gen;
-            pthread_mutex_unlock(&st->mu);
-            if (*tok == NULL) {
-                set_fail(f, DG_ENOMEM, 1, "Partner Center: out of memory");
-                return DG_ENOMEM;
-            }
-            return DG_OK;
-        }
-        if (!st->refreshing) break;
-        if (now >= deadline) {
-            pthread_mutex_unlock(&st->mu);
-            set_fail(f, DG_ETIMEOUT, 1, "Partner Center: out of time waiting for a token");
-            return DG_ETIMEOUT;
-        }
-        conn_cond_wait_until(&st->cv, &st->mu, deadline);
-    }
-    st->refreshing = 1;
-    char *refresh = strdup(st->refresh_token);
-    pthread_mutex_unlock(&st->mu);
-
-    char *access = NULL, *rotated = NULL;
-    int64_t expires_in = 0;
-    dg_err rc = refresh ? token_request(st, refresh, deadline, &access, &expires_in, &rotated, f)
-                        : DG_ENOMEM;
-    if (refresh == NULL) set_fail(f, rc, 1, "Partner Center: out of memory");
-    conn_wipe_free(refresh);
-
-    pthread_mutex_lock(&st->mu);
-    st->refreshing = 0;
-    pthread_cond_broadcast(&st->cv);
-    if (rc == DG_OK) {
-        int64_t now = conn_now_ms();
-        conn_wipe_free(st->access_token);
-        st->access_token = access;
-        st->access_exp_ms =
-            expires_in > PC_EXPIRY_MARGIN_S ? now + (expires_in - PC_EXPIRY_MARGIN_S) * 1000 : now;
-        st->token_gen++;
-        st->token_at_ms = now;
-        if (rotated) {
-            conn_wipe_free(st->refresh_token);
-            st->refresh_token = rotated;
-            rotated = NULL;
-        }
-        *tok = strdup(access);
-        *gen = st->token_gen;
-        if (*tok == NULL) {
-            rc = DG_ENOMEM;
-            set_fail(f, rc, 1, "Partner Center: out of memory");
-        }
-    }
-    pthread_mutex_unlock(&st->mu);
-    conn_wipe_free(rotated);
-    if (rc != DG_OK) note(st, f->msg);
-    return rc;
-}
-
-static void invalidate_token(pc_state *st, uint64_t gen)
-{
-    pthread_mutex_lock(&st->mu);
-    if (st->token_gen == gen) st->access_exp_ms = 0;
-    pthread_mutex_unlock(&st->mu);
+    return conn_oauth_get(&st->tok, deadline, token_fetch, st, "Partner Center", tok, gen, f);
 }
 
 /* ---- API calls ------------------------------------------------------------------------- */
@@ -300,7 +142,7 @@ typedef enum { API_OK, API_NOT_FOUND, API_FAILED } api_outcome;
 
 /* GETs url with a bearer token. API_OK: *json holds the parsed object (caller deletes). */
 static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSON **json,
-                           pc_fail *f)
+                           conn_fail *f)
 {
     int refreshed = 0;
     *json = NULL;
@@ -312,7 +154,7 @@ static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSO
         char *auth = malloc(hn);
         if (auth == NULL) {
             conn_wipe_free(tok);
-            set_fail(f, DG_ENOMEM, 1, "Partner Center: out of memory");
+            conn_failf(f, DG_ENOMEM, 1, "Partner Center: out of memory");
             return API_FAILED;
         }
         snprintf(auth, hn, "Authorization: Bearer %s", tok);
@@ -333,7 +175,7 @@ static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSO
         cJSON *j = ans.json;
         if (status == 401 && !refreshed) { /* the token was revoked or expired early */
             cJSON_Delete(j);
-            invalidate_token(st, gen);
+            conn_oauth_invalidate(&st->tok, gen);
             refreshed = 1;
             continue;
         }
@@ -358,8 +200,8 @@ static api_outcome api_get(pc_state *st, const char *url, int64_t deadline, cJSO
         dg_err erc = status == 429                    ? DG_ETHROTTLED
                      : status == 401 || status == 403 ? DG_EAUTH
                                                       : DG_EUPSTREAM;
-        set_fail(f, erc, retry, "Partner Center: HTTP %ld%s%s", status, detail[0] ? ": " : "",
-                 detail);
+        conn_failf(f, erc, retry, "Partner Center: HTTP %ld%s%s", status, detail[0] ? ": " : "",
+                   detail);
         note(st, f->msg);
         if (!retry || attempt >= PC_ATTEMPTS) return API_FAILED;
         int64_t wait = ans.retry_after_s > 0 ? (int64_t)ans.retry_after_s * 1000 : 100L * attempt;
@@ -509,14 +351,13 @@ static void pc_close(void *state)
     pc_state *st = state;
     if (st == NULL) return;
     conn_http_client_free(st->http);
-    pthread_cond_destroy(&st->cv);
+    conn_oauth_destroy(&st->tok);
     pthread_mutex_destroy(&st->mu);
     free(st->base);
     free(st->token_url);
     conn_wipe_free(st->client_id);
     conn_wipe_free(st->client_secret);
     conn_wipe_free(st->refresh_token);
-    conn_wipe_free(st->access_token);
     free(st);
 }
 
@@ -528,7 +369,7 @@ static dg_err pc_open(const cfg_cloud *cc, const char *state_dir, void **state, 
     *state = NULL;
     pc_state *st = calloc(1, sizeof *st);
     if (st == NULL) return dg_errf(err, errlen, DG_ENOMEM, "partner_center: out of memory");
-    if (conn_cond_init_monotonic(&st->cv) != 0) {
+    if (conn_oauth_init(&st->tok) != DG_OK) {
         free(st);
         return dg_errf(err, errlen, DG_EINTERNAL,
                        "partner_center: cannot create a condition variable");
@@ -582,7 +423,7 @@ static dg_err pc_by_id(void *state, const char *id, int timeout_ms, dg_reg_fact 
     char *url = conn_http_url_id(st->base, "/v1.0/engagements/referrals/", id);
     if (url == NULL) return conn_fact_fail(out, DG_ENOMEM, 1, "Partner Center: out of memory");
     cJSON *j = NULL;
-    pc_fail f = {0};
+    conn_fail f = {0};
     api_outcome o = api_get(st, url, deadline, &j, &f);
     free(url);
     if (o == API_NOT_FOUND) return conn_fact_not_found(out, NULL);
@@ -633,7 +474,7 @@ static dg_err pc_by_crm_id(void *state, const char *crm_id, int timeout_ms, dg_r
     dg_err rc = DG_OK;
     for (int page = 0;; page++) {
         cJSON *j = NULL;
-        pc_fail f = {0};
+        conn_fail f = {0};
         api_outcome o = api_get(st, url, deadline, &j, &f);
         free(url);
         url = NULL;
@@ -690,14 +531,13 @@ out:
 static void pc_health(void *state, char *buf, size_t n)
 {
     pc_state *st = state;
-    int64_t now = conn_now_ms();
+    int64_t now = conn_now_ms(), valid = conn_oauth_valid_s(&st->tok);
     char tok[96], calls[PC_MSG_MAX + 64];
-    pthread_mutex_lock(&st->mu);
-    if (st->access_token && now < st->access_exp_ms)
-        snprintf(tok, sizeof tok, "token valid %lld s more",
-                 (long long)((st->access_exp_ms - now) / 1000));
+    if (valid >= 0)
+        snprintf(tok, sizeof tok, "token valid %lld s more", (long long)valid);
     else
         snprintf(tok, sizeof tok, "no valid token");
+    pthread_mutex_lock(&st->mu);
     conn_health_calls(calls, sizeof calls, now, st->last_ok_ms, st->last_err_ms, st->last_err);
     pthread_mutex_unlock(&st->mu);
     snprintf(buf, n, "%s; %s", calls, tok);
@@ -774,7 +614,7 @@ dg_err conn_pc_parse_token(const char *body, size_t len, char **access, long lon
 {
     int64_t exp = 0;
     cJSON *j = cJSON_ParseWithLength(body, len);
-    int bad = token_parse(j, access, &exp, rotated);
+    int bad = conn_oauth_parse_token(j, access, &exp, rotated);
     cJSON_Delete(j);
     *expires_in = bad ? 0 : (long long)exp;
     if (bad)
