@@ -733,6 +733,23 @@ static void check_auth(loader *L, rawsec *s)
 
 /* ---- [cloud:KEY] ---- */
 
+/* A file holding a private key (gcp credentials): the path, checked here as an @file secret
+ * is (refused when group- or world-writable, a warning when world-readable) so that
+ * check-config reports it; the connector reads it again when it opens. */
+static int conv_keyfile(kctx *k, const keyspec *ks, const char *val, void *obj)
+{
+    if (conv_str(k, ks, val, obj) != 0) return -1;
+    char *body = NULL, warn[300], e[300];
+    if (cfg_read_secret_file("credentials file", val, &body, warn, sizeof warn, e, sizeof e) != 0) {
+        kerr(k, "%s", e);
+        return -1;
+    }
+    explicit_bzero(body, strlen(body));
+    free(body);
+    if (warn[0]) warnat(k->L, k->line, "%.100s: %s", k->key, warn);
+    return 0;
+}
+
 static const enumval conn_enum[] = {
     {"none", CFG_CONN_NONE}, {"file", CFG_CONN_FILE},
     {"ace", CFG_CONN_ACE},   {"partner_center", CFG_CONN_PARTNER_CENTER},
@@ -751,16 +768,35 @@ static const keyspec cloud_keys[] = {
     {"timeout_ms", conv_int, CK(timeout_ms), 1, 120000, "2000", NULL, 0},
     {"cache_ttl_s", conv_int, CK(cache_ttl_s), 0, 604800, "300", NULL, 0},
     {"negative_cache_ttl_s", conv_int, CK(negative_cache_ttl_s), 0, 86400, "30", NULL, 0},
-    {"token_url", conv_url, CK(token_url), 0, 0,
-     "https://login.microsoftonline.com/common/oauth2/token", NULL, KF_PC},
+    {"token_url", conv_url, CK(token_url), 0, 0, NULL, NULL, KF_PC | KF_GCP},
     {"client_id", conv_str, CK(client_id), 0, 0, NULL, NULL, KF_PC | KF_SECRET},
     {"client_secret", conv_str, CK(client_secret), 0, 0, NULL, NULL, KF_PC | KF_SECRET},
     {"refresh_token", conv_str, CK(refresh_token), 0, 0, NULL, NULL, KF_PC | KF_SECRET},
     {"path", conv_str, CK(path), 0, 0, NULL, NULL, KF_FILE | KF_NONEMPTY},
     {"partner_id", conv_str, CK(partner_id), 0, 0, NULL, NULL, KF_GCP},
     {"access_token", conv_str, CK(access_token), 0, 0, NULL, NULL, KF_GCP | KF_SECRET},
+    {"credentials", conv_keyfile, CK(credentials), 0, 0, NULL, NULL, KF_GCP | KF_NONEMPTY},
 };
 #undef CK
+
+/* connector = gcp: exactly one of access_token and credentials; token_url only with
+ * credentials. */
+static void check_gcp_auth(loader *L, rawsec *s, const cfg_cloud *cl)
+{
+    int tok = has_key(s, "access_token"), cred = has_key(s, "credentials");
+    if (tok && cred)
+        errat(L, key_line(s, "credentials"),
+              "credentials: give access_token or credentials in [%s], not both", s->title);
+    else if (!tok && !cred)
+        errat(L, key_line(s, "connector"),
+              "connector gcp needs access_token or credentials in [%s]", s->title);
+    else if (tok && has_key(s, "token_url"))
+        errat(L, key_line(s, "token_url"),
+              "token_url: applies to connector gcp only with credentials");
+    if (tok && cl->access_token != NULL && *cl->access_token == '\0')
+        errat(L, key_line(s, "access_token"),
+              "access_token: must not be empty (connector gcp needs it)");
+}
 
 static void build_cloud(loader *L, rawsec *s, cfg_cloud *cl)
 {
@@ -787,6 +823,8 @@ static void build_cloud(loader *L, rawsec *s, cfg_cloud *cl)
     }
     if (conn < 0) return; /* reported by the table */
 
+    if (conn == CFG_CONN_PARTNER_CENTER && cl->token_url == NULL)
+        cl->token_url = xstrdup(L, "https://login.microsoftonline.com/common/oauth2/token");
     static const char *const endpoints[] = {
         NULL, NULL, "https://partnercentral-selling.us-east-1.api.aws",
         "https://api.partner.microsoft.com", "https://cloudcrmpartners.googleapis.com"};
@@ -803,7 +841,6 @@ static void build_cloud(loader *L, rawsec *s, cfg_cloud *cl)
         {CFG_CONN_PARTNER_CENTER, "client_secret", offsetof(cfg_cloud, client_secret)},
         {CFG_CONN_PARTNER_CENTER, "refresh_token", offsetof(cfg_cloud, refresh_token)},
         {CFG_CONN_GCP, "partner_id", offsetof(cfg_cloud, partner_id)},
-        {CFG_CONN_GCP, "access_token", offsetof(cfg_cloud, access_token)},
         {CFG_CONN_FILE, "path", offsetof(cfg_cloud, path)},
     };
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
@@ -816,6 +853,7 @@ static void build_cloud(loader *L, rawsec *s, cfg_cloud *cl)
             errat(L, key_line(s, required[i].key), "%s: must not be empty (connector %s needs it)",
                   required[i].key, conn_name(conn));
     }
+    if (conn == CFG_CONN_GCP) check_gcp_auth(L, s, cl);
     if (conn == CFG_CONN_FILE && cl->path != NULL && *cl->path && access(cl->path, R_OK) != 0)
         warnat(L, key_line(s, "path"),
                "path: registrations file %.200s cannot be read from here (%s); look-ups fail "
@@ -1712,7 +1750,7 @@ void cfg_free(struct cfg *c)
             cl->key,       cl->name,          cl->endpoint,          cl->region,
             cl->catalog,   cl->access_key_id, cl->secret_access_key, cl->session_token,
             cl->token_url, cl->client_id,     cl->client_secret,     cl->refresh_token,
-            cl->path,      cl->partner_id,    cl->access_token};
+            cl->path,      cl->partner_id,    cl->access_token,      cl->credentials};
         for (size_t j = 0; j < sizeof fields / sizeof fields[0]; j++)
             free(fields[j]);
     }

@@ -94,10 +94,15 @@ typedef struct cfg_cloud {
     int timeout_ms;          /* default 2000 */
     int cache_ttl_s;         /* default 300 */
     int negative_cache_ttl_s; /* default 30 */
-    char *token_url, *client_id, *client_secret, *refresh_token; /* partner_center */
+    char *token_url;         /* partner_center (default Azure AD v1); gcp with credentials:
+                                overrides the key file's token_uri (NULL: use that) */
+    char *client_id, *client_secret, *refresh_token; /* partner_center */
     char *path;              /* file: registrations CSV; relative paths (like data_dir and
                                 @secret paths) resolve against the working directory */
-    char *partner_id, *access_token; /* gcp */
+    char *partner_id;        /* gcp */
+    char *access_token;      /* gcp: a static bearer token (secret), or else */
+    char *credentials;       /* gcp: service-account JSON key file (path; relative: working
+                                directory); exactly one of access_token and credentials */
 } cfg_cloud;
 
 typedef struct {
@@ -206,6 +211,15 @@ const cfg_pipeline *cfg_pipeline_find(const struct cfg *c, const char *name); /*
 const cfg_cloud *cfg_cloud_find(const struct cfg *c, const char *key);
 /* Index of stage `name` in p matched case-insensitively by stage name or alias; -1 if none. */
 int cfg_stage_index(const cfg_pipeline *p, const char *name);
+
+/* Reads a file that holds a secret (an `@file` value, a service-account key file): refused
+ * when it is missing, not a regular file, group- or world-writable, larger than 64 KiB or
+ * holds a NUL byte; a world-readable file is read with a warning in warn ("" if none).
+ * Trailing newlines are stripped. `what` names the file in messages ("secret file"); they
+ * name the path, never the contents. Returns 0 and *out (caller wipes and frees), or -1 with
+ * the reason in err. */
+int cfg_read_secret_file(const char *what, const char *path, char **out, char *warn,
+                         size_t warnlen, char *err, size_t errlen);
 
 /* Returns 1 if host of "addr:port" (or a URL's host) is a loopback address/name. */
 int cfg_is_loopback_host(const char *hostport);

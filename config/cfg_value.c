@@ -107,47 +107,46 @@ done:
     return rc;
 }
 
-/* Reads a secret file. Returns 0 and *out, or -1 with err. */
-static int read_secret(const char *path, char **out, char *warn, size_t warnlen, char *err,
-                       size_t errlen)
+/* The one check and read of a file holding a secret (config/cfg.h). */
+int cfg_read_secret_file(const char *what, const char *path, char **out, char *warn, size_t warnlen,
+                         char *err, size_t errlen)
 {
     int rc = -1, fd = -1;
     char *buf = NULL;
 
+    if (warn && warnlen) warn[0] = '\0';
     if (*path == '\0') {
-        dg_errf(err, errlen, DG_ECONFIG, "'@' must be followed by a secret file path");
+        dg_errf(err, errlen, DG_ECONFIG, "empty %s path", what);
         goto done;
     }
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        dg_errf(err, errlen, DG_ECONFIG, "cannot open secret file %.200s: %s", path,
-                strerror(errno));
+        dg_errf(err, errlen, DG_ECONFIG, "cannot open %s %.200s: %s", what, path, strerror(errno));
         goto done;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        dg_errf(err, errlen, DG_ECONFIG, "cannot stat secret file %.200s: %s", path,
-                strerror(errno));
+        dg_errf(err, errlen, DG_ECONFIG, "cannot stat %s %.200s: %s", what, path, strerror(errno));
         goto done;
     }
     if (!S_ISREG(st.st_mode)) {
-        dg_errf(err, errlen, DG_ECONFIG, "secret file %.200s is not a regular file", path);
+        dg_errf(err, errlen, DG_ECONFIG, "%s %.200s is not a regular file", what, path);
         goto done;
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
         dg_errf(err, errlen, DG_ECONFIG,
-                "secret file %.200s is group- or world-writable (mode %03o); run chmod go-w", path,
+                "%s %.200s is group- or world-writable (mode %03o); run chmod go-w", what, path,
                 (unsigned)(st.st_mode & 0777));
         goto done;
     }
     if (st.st_size > CFG_SECRET_MAX) {
-        dg_errf(err, errlen, DG_ECONFIG, "secret file %.200s is larger than %d bytes", path,
+        dg_errf(err, errlen, DG_ECONFIG, "%s %.200s is larger than %d bytes", what, path,
                 CFG_SECRET_MAX);
         goto done;
     }
     buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
-        dg_errf(err, errlen, DG_ECONFIG, "out of memory reading secret file %.200s", path);
+        dg_errf(err, errlen, DG_ECONFIG, "out of memory reading %s %.200s", what, path);
         goto done;
     }
     size_t n = 0;
@@ -155,7 +154,7 @@ static int read_secret(const char *path, char **out, char *warn, size_t warnlen,
         ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            dg_errf(err, errlen, DG_ECONFIG, "cannot read secret file %.200s: %s", path,
+            dg_errf(err, errlen, DG_ECONFIG, "cannot read %s %.200s: %s", what, path,
                     strerror(errno));
             goto done;
         }
@@ -164,14 +163,14 @@ static int read_secret(const char *path, char **out, char *warn, size_t warnlen,
     }
     buf[n] = '\0';
     if (memchr(buf, '\0', n) != NULL) {
-        dg_errf(err, errlen, DG_ECONFIG, "secret file %.200s contains a NUL byte", path);
+        dg_errf(err, errlen, DG_ECONFIG, "%s %.200s contains a NUL byte", what, path);
         goto done;
     }
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
     if (st.st_mode & S_IROTH)
         dg_errf(warn, warnlen, DG_ECONFIG,
-                "secret file %.200s is world-readable (mode %03o); consider chmod o-r", path,
+                "%s %.200s is world-readable (mode %03o); consider chmod o-r", what, path,
                 (unsigned)(st.st_mode & 0777));
     *out = buf;
     buf = NULL;
@@ -192,7 +191,12 @@ int cfg_expand_value(const char *raw, char **out, int *from_file, char *warn, si
     *from_file = 0;
     if (raw[0] == '@') {
         if (expand_env(raw + 1, &exp, err, errlen) != 0) goto done;
-        if (read_secret(exp, out, warn, warnlen, err, errlen) != 0) goto done;
+        if (*exp == '\0') {
+            dg_errf(err, errlen, DG_ECONFIG, "'@' must be followed by a secret file path");
+            goto done;
+        }
+        if (cfg_read_secret_file("secret file", exp, out, warn, warnlen, err, errlen) != 0)
+            goto done;
         *from_file = 1;
     } else {
         if (expand_env(raw, out, err, errlen) != 0) goto done;

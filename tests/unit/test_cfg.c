@@ -511,6 +511,30 @@ static void secret_file(char *buf, size_t n, const char *content, mode_t mode)
     assert_int_equal(chmod(buf, mode), 0);
 }
 
+/* The file permission policy of a secret file at path, which text (valid at mode 0600)
+ * reads: 0644 loads with a warning; 0666 and 0620 are refused, never showing the value.
+ * `at` is "t.ini:LINE: ", `what` "KEY: secret file". Leaves path at 0600. */
+static void check_modes(const char *text, const char *path, const char *at, const char *what)
+{
+    char want[512];
+    assert_int_equal(chmod(path, 0644), 0);
+    struct cfg *c = load_ok(text);
+    assert_int_equal(c->warnings.n, 1);
+    snprintf(want, sizeof want, "%swarning: %s %s is world-readable (mode 644); consider chmod o-r",
+             at, what, path);
+    assert_string_equal(c->warnings.v[0], want);
+    cfg_free(c);
+    static const mode_t refused[] = {0666, 0620};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(chmod(path, refused[i]), 0);
+        snprintf(want, sizeof want,
+                 "%s%s %s is group- or world-writable (mode %03o); run chmod go-w", at, what, path,
+                 (unsigned)refused[i]);
+        expect_errors(text, want, NULL);
+    }
+    assert_int_equal(chmod(path, 0600), 0);
+}
+
 static void test_secret_files(void **state)
 {
     (void)state;
@@ -522,30 +546,7 @@ static void test_secret_files(void **state)
     assert_string_equal(c->hubspot.client_secret, "s3cret-value");
     assert_int_equal(c->warnings.n, 0);
     cfg_free(c);
-    /* 0644: read, with a warning */
-    assert_int_equal(chmod(path, 0644), 0);
-    c = load_ok(text);
-    assert_string_equal(c->hubspot.client_secret, "s3cret-value");
-    assert_int_equal(c->warnings.n, 1);
-    snprintf(want, sizeof want,
-             "t.ini:11: warning: client_secret: secret file %s is world-readable (mode 644); "
-             "consider chmod o-r",
-             path);
-    assert_string_equal(c->warnings.v[0], want);
-    cfg_free(c);
-    /* 0666 and 0620: refused, and the value never appears */
-    assert_int_equal(chmod(path, 0666), 0);
-    snprintf(want, sizeof want,
-             "t.ini:11: client_secret: secret file %s is group- or world-writable (mode 666); "
-             "run chmod go-w",
-             path);
-    expect_errors(text, want, NULL);
-    assert_int_equal(chmod(path, 0620), 0);
-    snprintf(want, sizeof want,
-             "t.ini:11: client_secret: secret file %s is group- or world-writable (mode 620); "
-             "run chmod go-w",
-             path);
-    expect_errors(text, want, NULL);
+    check_modes(text, path, "t.ini:11: ", "client_secret: secret file");
     /* a secret that is a bad value: the message does not echo it */
     assert_int_equal(chmod(path, 0600), 0);
     snprintf(text, sizeof text, BASE "[hubspot]\napi_base = @%s\n", path);
@@ -582,6 +583,66 @@ static void test_secret_files(void **state)
     c = load_ok(BASE "[hubspot]\ntoken = ${DG_T_AT}\n");
     assert_string_equal(c->hubspot.token, "@not-a-file");
     cfg_free(c);
+}
+
+/* connector = gcp: exactly one of access_token and credentials (a key file, checked like an
+ * @file secret); token_url only with credentials. */
+static void test_gcp_auth_keys(void **state)
+{
+    (void)state;
+    char path[64], text[512], want[512];
+    secret_file(path, sizeof path, "{\"type\": \"service_account\"}\n", 0600);
+    snprintf(text, sizeof text,
+             BASE "[cloud:g]\nconnector = gcp\npartner_id = 1\ncredentials = %s\n"
+                  "token_url = http://127.0.0.1:9/token\n",
+             path);
+    struct cfg *c = load_ok(text);
+    const cfg_cloud *g = cfg_cloud_find(c, "g");
+    assert_string_equal(g->credentials, path);
+    assert_string_equal(g->token_url, "http://127.0.0.1:9/token");
+    assert_null(g->access_token);
+    assert_int_equal(c->warnings.n, 0);
+    cfg_free(c);
+    /* no token_url: the key file's token_uri (NULL here) */
+    snprintf(text, sizeof text,
+             BASE "[cloud:g]\nconnector = gcp\npartner_id = 1\ncredentials = %s\n", path);
+    c = load_ok(text);
+    assert_null(cfg_cloud_find(c, "g")->token_url);
+    cfg_free(c);
+    /* both, neither, token_url with access_token */
+    snprintf(text, sizeof text,
+             BASE "[cloud:g]\nconnector = gcp\npartner_id = 1\naccess_token = at\n"
+                  "credentials = %s\n",
+             path);
+    expect_errors(text,
+                  "t.ini:14: credentials: give access_token or credentials in [cloud:g], not both",
+                  NULL);
+    expect_errors(BASE "[cloud:g]\nconnector = gcp\npartner_id = 1\n",
+                  "t.ini:11: connector gcp needs access_token or credentials in [cloud:g]", NULL);
+    expect_errors(BASE "[cloud:g]\nconnector = gcp\npartner_id = 1\naccess_token = at\n"
+                       "token_url = https://oauth2.googleapis.com/token\n",
+                  "t.ini:14: token_url: applies to connector gcp only with credentials", NULL);
+    expect_errors(BASE "[cloud:g]\nconnector = gcp\npartner_id = 1\ncredentials =\n",
+                  "t.ini:13: credentials: must not be empty", NULL);
+    /* partner_center keeps its default token_url; credentials is gcp's alone */
+    c = load_ok(BASE "[cloud:az]\nconnector = partner_center\nclient_id = i\n"
+                     "client_secret = s\nrefresh_token = r\n");
+    assert_string_equal(cfg_cloud_find(c, "az")->token_url,
+                        "https://login.microsoftonline.com/common/oauth2/token");
+    cfg_free(c);
+    snprintf(text, sizeof text, BASE "[cloud:a]\nconnector = ace\ncredentials = %s\n", path);
+    expect_errors(text, "t.ini:11: connector ace needs access_key_id in [cloud:a]",
+                  "t.ini:11: connector ace needs secret_access_key in [cloud:a]",
+                  "t.ini:12: key 'credentials' does not apply to connector ace", NULL);
+    /* the key file's permissions: the @file policy */
+    snprintf(text, sizeof text,
+             BASE "[cloud:g]\nconnector = gcp\npartner_id = 1\ncredentials = %s\n", path);
+    check_modes(text, path, "t.ini:13: ", "credentials: credentials file");
+    unlink(path);
+    snprintf(want, sizeof want,
+             "t.ini:13: credentials: cannot open credentials file %s: No such file or directory",
+             path);
+    expect_errors(text, want, NULL);
 }
 
 static void test_inih_traps(void **state)
@@ -789,6 +850,7 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_concurrent_loads),
+        cmocka_unit_test(test_gcp_auth_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
