@@ -193,10 +193,6 @@ class PcHandler(fakelib.FakeHandler):
             st.nextlink_origin = json.loads(body or b"{}").get("origin")
             self.send_json(200, {"ok": True})
             return True
-        if method == "GET" and path == "/__last":
-            with st.lock:
-                self.send_json(200, dict(st.last))
-            return True
         if method == "POST" and path == "/__data":
             req = json.loads(body or b"{}")
             with st.lock:

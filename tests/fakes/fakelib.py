@@ -7,6 +7,7 @@ answer. Paths starting with /__ are the test's control surface, never part of th
   GET  /__calls     {"total": n, "<key>": n, ...}  calls counted by the fake (per operation,
                     per operation:id, rejected signatures, token grants ...; "connections"
                     counts accepted TCP connections, without adding to the total)
+  GET  /__last      the fake's `last` dict (decoded parts of its last request), if it has one
   GET  /__timings   {"us": [...]}  the fake's own time for each API call, microseconds: from
                     its request line read to its answer flushed (delays included)
   POST /__reset     zero the counters and timings, drop behaviours
@@ -167,6 +168,9 @@ class FakeHandler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/__calls":
             with st.lock:
                 return self.send_json(200, dict(st.calls))
+        if method == "GET" and path == "/__last" and hasattr(st, "last"):
+            with st.lock:  # a fake's dict of the last decoded request parts
+                return self.send_json(200, dict(st.last))
         if method == "GET" and path == "/__timings":
             with st.lock:
                 return self.send_json(200, {"us": list(st.timings)})
