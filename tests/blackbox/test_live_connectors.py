@@ -1,5 +1,11 @@
 """Black-box: the real service verifying registrations against a fake AWS ACE on loopback
-(which checks every SigV4 signature), and the rule's on_lookup_error policies."""
+(which checks every SigV4 signature), and the rule's on_lookup_error policies; and against
+a fake Google Cloud CRM Partners API with a service-account key file (the fake verifies
+every JWT's RS256 signature)."""
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 
 import dgtest
@@ -152,6 +158,52 @@ def test_readyz_shows_upstream_health_without_secrets():
         assert "wJalrXUtnFEMI" not in text and "wJalrXUtnFEMI" not in svc.stderr()
     finally:
         svc.stop()
+
+
+CLOUD_GCP = """
+[cloud:gcp]
+name = Google Cloud
+connector = gcp
+endpoint = {endpoint}
+partner_id = 1234567
+credentials = {credentials}
+token_url = {endpoint}/token
+"""
+
+
+def test_gcp_service_account():
+    keys = tempfile.mkdtemp(prefix="dg_bb_gcp_")
+    gcp = svc = None
+    try:
+        subprocess.run(["/usr/bin/python3", os.path.join(dgtest.SRC, "tests", "fakes", "fake_gcp.py"),
+                        "--make-sa", keys], check=True)
+        gcp = Fake("fake_gcp.py", "--sa-pub", os.path.join(keys, "sa.pub.pem"))
+        cfg = BASE_CONFIG.split("[cloud:aws]")[0].replace(
+            "accept.aws = Submitted, In review, Approved\n", "").replace(
+            "accept.azure = Accepted, Won\n", "accept.gcp = QUALIFIED\n")
+        cfg += (CLOUD_GCP.replace("{endpoint}", gcp.url)
+                .replace("{credentials}", os.path.join(keys, "sa.json")))
+        svc = Service(config=cfg).start()
+        st, d, _ = svc.gate(event("006G0000001", clouds=("gcp",), regs={"gcp": "1001"}))
+        assert st == 200 and d["allowed"] is True, d
+        reg = d["registrations"][0]
+        assert reg["status"] == "QUALIFIED" and reg["verified"] is True, reg
+        st, d, _ = svc.gate(event("006G0000002", clouds=("gcp",), regs={"gcp": "1002"}))
+        assert codes(d) == ["registration_not_accepted"], d
+        calls = gcp.calls()
+        assert calls.get("token") == 1 and calls.get("token_rejected", 0) == 0, calls
+        assert calls.get("unauthenticated", 0) == 0, calls
+        st, body, _ = svc.request("GET", "/readyz", token=dgtest.READER)
+        assert st == 200 and "token valid" in str(body["upstreams"]["gcp"]), body
+        with open(os.path.join(keys, "sa.key.pem")) as f:
+            key_line = f.read().splitlines()[1]
+        assert "ya29" not in str(body) and key_line not in svc.stderr()
+    finally:
+        if svc:
+            svc.stop()
+        if gcp:
+            gcp.stop()
+        shutil.rmtree(keys, ignore_errors=True)
 
 
 if __name__ == "__main__":
