@@ -9,19 +9,26 @@
  *
  * Tokens: App+User through a refresh token (MFA rules out the password grant). The access
  * token is cached until 60 s before expires_in; a rotated refresh token in the answer
- * replaces the configured one in memory; one refresh is in flight at a time and concurrent
+ * replaces the configured one, in memory and, with a state_dir (the service's data_dir), in
+ * <state_dir>/partner-center-<cloud>.token (0600, replaced atomically): a restart goes on
+ * with it while the configured token is still the one it was rotated from (an admin who
+ * configures a new refresh token overrides it); one refresh is in flight at a time and concurrent
  * callers wait for it (within their own timeouts); a 401 from the API invalidates the token
  * it was sent with, and the call is retried once with a fresh one (the cache is oauth.h's).
  * token_url ending in /oauth2/token (Azure AD v1) gets resource=https://api.partner.microsoft.com;
  * a v2.0 endpoint gets scope=https://api.partner.microsoft.com/.default offline_access.
  * No token, refresh token or client secret ever reaches an error text or the health line.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <mbedtls/sha256.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
@@ -42,8 +49,10 @@ typedef struct {
     int timeout_ms;
     conn_http_client *http;
 
-    conn_oauth tok;      /* the access token */
-    char *refresh_token; /* current one (rotated in memory; only token_fetch uses it) */
+    conn_oauth tok;          /* the access token */
+    char *refresh_token;     /* current one (rotated in memory; only token_fetch uses it) */
+    char *token_file;        /* where a rotated one is kept across restarts, or NULL */
+    char configured_sha[65]; /* SHA-256 (hex) of the configured refresh token */
 
     pthread_mutex_t mu; /* health fields */
     int64_t last_ok_ms, last_err_ms;
@@ -69,6 +78,96 @@ static void note(pc_state *st, const char *err)
 }
 
 /* ---- tokens ---------------------------------------------------------------------------- */
+
+#define PC_TOKEN_MAGIC "dealgate partner_center refresh token 1"
+#define PC_TOKEN_FILE_MAX 16384
+
+static void sha256_hex(const char *s, char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char h[32];
+    mbedtls_sha256_ret((const unsigned char *)s, strlen(s), h, 0);
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[h[i] >> 4];
+        hex[2 * i + 1] = digits[h[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
+/* The token file's text: the magic line, the configured token's hash, the current token. */
+static char *token_file_text(const pc_state *st, size_t *len)
+{
+    size_t n = sizeof PC_TOKEN_MAGIC + 65 + strlen(st->refresh_token) + 2;
+    char *t = malloc(n);
+    if (t == NULL) return NULL;
+    *len = (size_t)snprintf(t, n, "%s\n%s\n%s\n", PC_TOKEN_MAGIC, st->configured_sha,
+                            st->refresh_token);
+    return t;
+}
+
+/* Starts from the kept refresh token when the file holds one rotated from the configured
+ * token; anything else (no file, another configured token, a damaged file) is ignored. */
+static void token_load(pc_state *st)
+{
+    int fd = open(st->token_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return;
+    char buf[PC_TOKEN_FILE_MAX + 1];
+    size_t got = 0;
+    ssize_t r;
+    while (got < PC_TOKEN_FILE_MAX && (r = read(fd, buf + got, PC_TOKEN_FILE_MAX - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    buf[got] = '\0';
+    char *magic = buf, *sha = strchr(magic, '\n');
+    char *tok = sha ? strchr(sha + 1, '\n') : NULL;
+    char *end = tok ? strchr(tok + 1, '\n') : NULL;
+    if (end != NULL && end[1] == '\0' && end > tok + 1) {
+        *sha++ = '\0';
+        *tok++ = '\0';
+        *end = '\0';
+        char *copy;
+        if (strcmp(magic, PC_TOKEN_MAGIC) == 0 && strcmp(sha, st->configured_sha) == 0 &&
+            (copy = strdup(tok)) != NULL) {
+            conn_wipe_free(st->refresh_token);
+            st->refresh_token = copy;
+        }
+    }
+    memset(buf, 0, sizeof buf); /* the token does not linger on the stack */
+}
+
+/* Keeps the current refresh token in the token file: a new file, synced, renamed over the
+ * old one, so a crash leaves the old token or the new one. Returns 0, or -1 with errno. */
+static int token_save(const pc_state *st)
+{
+    size_t n = strlen(st->token_file) + 8, len = 0;
+    char *tmp = malloc(n), *text = token_file_text(st, &len);
+    int fd = -1, rc = -1, e = ENOMEM;
+    if (tmp == NULL || text == NULL) goto out;
+    snprintf(tmp, n, "%s.XXXXXX", st->token_file);
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) { /* mode 0600 */
+        e = errno;
+        goto out;
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, text + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    if (done != len || fsync(fd) != 0 || rename(tmp, st->token_file) != 0) {
+        e = errno ? errno : EIO;
+        unlink(tmp);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0) close(fd);
+    free(tmp);
+    if (text) conn_wipe_free(text);
+    if (rc != 0) errno = e;
+    return rc;
+}
 
 /* One refresh-token grant (a conn_oauth_fetch_fn: one at a time, so the refresh token needs
  * no lock). A rotated refresh token in the answer replaces st->refresh_token. */
@@ -120,6 +219,14 @@ static dg_err token_fetch(void *ctx, int64_t deadline, char **access, int64_t *e
     if (rotated) {
         conn_wipe_free(st->refresh_token);
         st->refresh_token = rotated;
+        if (st->token_file && token_save(st) != 0) {
+            char msg[PC_MSG_MAX];
+            snprintf(msg, sizeof msg,
+                     "Partner Center: cannot keep the rotated refresh token in %s: %s (a restart "
+                     "falls back to the configured one)",
+                     st->token_file, strerror(errno));
+            note(st, msg);
+        }
     }
     rc = DG_OK;
 out:
@@ -358,13 +465,13 @@ static void pc_close(void *state)
     conn_wipe_free(st->client_id);
     conn_wipe_free(st->client_secret);
     conn_wipe_free(st->refresh_token);
+    free(st->token_file);
     free(st);
 }
 
 static dg_err pc_open(const cfg_cloud *cc, const char *state_dir, void **state, char *err,
                       size_t errlen)
 {
-    (void)state_dir;
     dg_err rc;
     *state = NULL;
     pc_state *st = calloc(1, sizeof *st);
@@ -399,6 +506,16 @@ static dg_err pc_open(const cfg_cloud *cc, const char *state_dir, void **state, 
         (st->refresh_token = strdup(cc->refresh_token)) == NULL) {
         rc = dg_errf(err, errlen, DG_ENOMEM, "partner_center: out of memory");
         goto out;
+    }
+    sha256_hex(cc->refresh_token, st->configured_sha);
+    if (state_dir && *state_dir) {
+        size_t n = strlen(state_dir) + strlen(cc->key) + sizeof "/partner-center-.token";
+        if ((st->token_file = malloc(n)) == NULL) {
+            rc = dg_errf(err, errlen, DG_ENOMEM, "partner_center: out of memory");
+            goto out;
+        }
+        snprintf(st->token_file, n, "%s/partner-center-%s.token", state_dir, cc->key);
+        token_load(st);
     }
     st->v2 = strstr(st->token_url, "/oauth2/v2.0/") != NULL;
     st->timeout_ms = cc->timeout_ms > 0 ? cc->timeout_ms : 2000;

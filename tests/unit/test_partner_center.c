@@ -10,6 +10,9 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "connectors/backends.h"
 #include "connectors/http.h"
@@ -28,7 +31,8 @@ static int group_setup(void **s)
     return fake_start(&g_fake, "fake_partner_center.py", args);
 }
 
-static void *open_pc_at(const fake_server *fk, const char *token_path, const char *refresh)
+static void *open_pc_in(const fake_server *fk, const char *token_path, const char *refresh,
+                        const char *state_dir)
 {
     char token_url[128];
     snprintf(token_url, sizeof token_url, "%s%s", fk->base, token_path);
@@ -43,9 +47,14 @@ static void *open_pc_at(const fake_server *fk, const char *token_path, const cha
                     .timeout_ms = 2000};
     void *st = NULL;
     char err[256] = "";
-    if (conn_partner_center_backend.open(&cc, NULL, &st, err, sizeof err) != DG_OK)
+    if (conn_partner_center_backend.open(&cc, state_dir, &st, err, sizeof err) != DG_OK)
         fail_msg("open: %s", err);
     return st;
+}
+
+static void *open_pc_at(const fake_server *fk, const char *token_path, const char *refresh)
+{
+    return open_pc_in(fk, token_path, refresh, NULL);
 }
 
 static void *open_pc(void)
@@ -280,6 +289,63 @@ static void test_token_expiry_and_rotation(void **s)
     fake_stop(&fk);
 }
 
+static dg_err look_once(void *st)
+{
+    dg_reg_fact f = {0};
+    dg_err rc = conn_partner_center_backend.by_id(st, RID(1), 2000, &f);
+    dg_reg_fact_free(&f);
+    return rc;
+}
+
+/* With a state_dir, the rotated refresh token survives a restart (the fake refuses the
+ * configured one once it has rotated); a newly configured refresh token overrides it. */
+static void test_rotated_token_kept_across_restarts(void **s)
+{
+    (void)s;
+    fake_server fk;
+    assert_int_equal(fake_start(&fk, "fake_partner_center.py", NULL), 0);
+    char dir[] = "/tmp/pc_state_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/partner-center-azure.token", dir);
+
+    void *st = open_pc_in(&fk, "/common/oauth2/token", REFRESH, dir);
+    assert_int_equal(look_once(st), DG_OK);
+    conn_partner_center_backend.close(st);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+
+    for (int restart = 0; restart < 2; restart++) { /* each restart rotates it again */
+        st = open_pc_in(&fk, "/common/oauth2/token", REFRESH, dir);
+        assert_int_equal(look_once(st), DG_OK);
+        conn_partner_center_backend.close(st);
+    }
+    assert_int_equal(fake_count(&fk, "token"), 3);
+    assert_int_equal(fake_count(&fk, "token_rejected"), 0);
+
+    /* the configured token changed: the kept one (rotated from the old) is not used */
+    st = open_pc_in(&fk, "/common/oauth2/token", "another-refresh-token", dir);
+    assert_int_equal(look_once(st), DG_EAUTH);
+    conn_partner_center_backend.close(st);
+    assert_int_equal(fake_count(&fk, "token_rejected"), 1);
+
+    /* a state_dir it cannot write: the look-up still works, the health line says why a
+     * restart would fall back to the configured token */
+    fake_stop(&fk);
+    assert_int_equal(fake_start(&fk, "fake_partner_center.py", NULL), 0);
+    st = open_pc_in(&fk, "/common/oauth2/token", REFRESH, "/nonexistent-dealgate-dir");
+    assert_int_equal(look_once(st), DG_OK);
+    char h[512];
+    conn_partner_center_backend.health(st, h, sizeof h);
+    assert_non_null(strstr(h, "cannot keep the rotated refresh token"));
+    assert_no_secret(h);
+    conn_partner_center_backend.close(st);
+    fake_stop(&fk);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_v2_token_endpoint(void **s)
 {
     (void)s;
@@ -457,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup(test_by_crm_id, fake_reset),
         cmocka_unit_test(test_paging_and_foreign_next_link),
         cmocka_unit_test(test_token_expiry_and_rotation),
+        cmocka_unit_test(test_rotated_token_kept_across_restarts),
         cmocka_unit_test_setup(test_v2_token_endpoint, fake_reset),
         cmocka_unit_test(test_401_refreshes_once),
         cmocka_unit_test(test_upstream_failures),
