@@ -57,6 +57,7 @@ typedef struct {
     pthread_mutex_t mu; /* health fields */
     int64_t last_ok_ms, last_err_ms;
     char last_err[PC_MSG_MAX];
+    char keep_err[PC_MSG_MAX]; /* why the token file could not be written; "" once it was */
 } pc_state;
 
 /* [A-Za-z0-9-]{1,64} */
@@ -219,13 +220,17 @@ static dg_err token_fetch(void *ctx, int64_t deadline, char **access, int64_t *e
     if (rotated) {
         conn_wipe_free(st->refresh_token);
         st->refresh_token = rotated;
-        if (st->token_file && token_save(st) != 0) {
-            char msg[PC_MSG_MAX];
-            snprintf(msg, sizeof msg,
-                     "Partner Center: cannot keep the rotated refresh token in %s: %s (a restart "
-                     "falls back to the configured one)",
-                     st->token_file, strerror(errno));
-            note(st, msg);
+        if (st->token_file) {
+            int saved = token_save(st) == 0, e = errno;
+            pthread_mutex_lock(&st->mu); /* stays on the health line until a save works */
+            if (saved)
+                st->keep_err[0] = '\0';
+            else
+                snprintf(st->keep_err, sizeof st->keep_err,
+                         "cannot keep the rotated refresh token in %s: %s (a restart falls "
+                         "back to the configured one)",
+                         st->token_file, strerror(e));
+            pthread_mutex_unlock(&st->mu);
         }
     }
     rc = DG_OK;
@@ -649,15 +654,16 @@ static void pc_health(void *state, char *buf, size_t n)
 {
     pc_state *st = state;
     int64_t now = conn_now_ms(), valid = conn_oauth_valid_s(&st->tok);
-    char tok[96], calls[PC_MSG_MAX + 64];
+    char tok[96], calls[PC_MSG_MAX + 64], keep[PC_MSG_MAX + 2] = "";
     if (valid >= 0)
         snprintf(tok, sizeof tok, "token valid %lld s more", (long long)valid);
     else
         snprintf(tok, sizeof tok, "no valid token");
     pthread_mutex_lock(&st->mu);
     conn_health_calls(calls, sizeof calls, now, st->last_ok_ms, st->last_err_ms, st->last_err);
+    if (st->keep_err[0]) snprintf(keep, sizeof keep, "; %s", st->keep_err);
     pthread_mutex_unlock(&st->mu);
-    snprintf(buf, n, "%s; %s", calls, tok);
+    snprintf(buf, n, "%s; %s%s", calls, tok, keep);
 }
 
 const conn_backend conn_partner_center_backend = {
