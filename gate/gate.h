@@ -62,7 +62,9 @@ int64_t gate_now_ms(void);
 
 /* Writes a new time-ordered id: prefix + 26 Crockford base32 chars (48-bit ms time, 80
  * random bits) into buf (cap >= strlen(prefix) + 27). Within the process each id sorts
- * after the one before it (same millisecond: the previous random part plus one). */
+ * after the one before it (same millisecond: the previous random part plus one). Like the
+ * clock it reads, the generator is process-wide (its last id, under a mutex): the one
+ * mutable state outside gate_ctx, since every thread's ids must sort against each other. */
 void gate_new_id(const char *prefix, char *buf, size_t cap);
 
 /* Hex SHA-256 of data into hex (65 bytes). */
