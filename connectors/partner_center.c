@@ -21,7 +21,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <mbedtls/sha256.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +29,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "config/sha256.h"
 #include "connectors/backends.h"
 #include "connectors/http.h"
 #include "connectors/oauth.h"
@@ -82,18 +82,6 @@ static void note(pc_state *st, const char *err)
 
 #define PC_TOKEN_MAGIC "dealgate partner_center refresh token 1"
 #define PC_TOKEN_FILE_MAX 16384
-
-static void sha256_hex(const char *s, char hex[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned char h[32];
-    mbedtls_sha256_ret((const unsigned char *)s, strlen(s), h, 0);
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[h[i] >> 4];
-        hex[2 * i + 1] = digits[h[i] & 15];
-    }
-    hex[64] = '\0';
-}
 
 /* The token file's text: the magic line, the configured token's hash, the current token. */
 static char *token_file_text(const pc_state *st, size_t *len)
@@ -512,7 +500,7 @@ static dg_err pc_open(const cfg_cloud *cc, const char *state_dir, void **state, 
         rc = dg_errf(err, errlen, DG_ENOMEM, "partner_center: out of memory");
         goto out;
     }
-    sha256_hex(cc->refresh_token, st->configured_sha);
+    dg_sha256_hex(cc->refresh_token, strlen(cc->refresh_token), st->configured_sha);
     if (state_dir && *state_dir) {
         size_t n = strlen(state_dir) + strlen(cc->key) + sizeof "/partner-center-.token";
         if ((st->token_file = malloc(n)) == NULL) {

@@ -67,7 +67,4 @@ int64_t gate_now_ms(void);
  * mutable state outside gate_ctx, since every thread's ids must sort against each other. */
 void gate_new_id(const char *prefix, char *buf, size_t cap);
 
-/* Hex SHA-256 of data into hex (65 bytes). */
-void gate_sha256_hex(const void *data, size_t len, char hex[65]);
-
 #endif

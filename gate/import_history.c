@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 
 #include "config/cfg.h"
+#include "config/sha256.h"
 #include "gate/cli.h"
 #include "gate/dlog.h"
 #include "gate/event.h"
@@ -414,7 +415,7 @@ static void row(ih_state *s)
     /* idempotency: the same change (deal, stage value, time) is one event */
     char key[DG_ID_MAX + 300], hex[65];
     int kn = snprintf(key, sizeof key, "%s\x1f%s\x1f%lld", deal, stage, (long long)t_ms);
-    gate_sha256_hex(key, kn > 0 ? (size_t)kn : 0, hex);
+    dg_sha256_hex(key, kn > 0 ? (size_t)kn : 0, hex);
     snprintf(eid, sizeof eid, "imp_%.32s", hex);
     gate_new_id("dg_", id, sizeof id);
     gate_time_format(t_ms, ts);
@@ -467,7 +468,7 @@ static void row(ih_state *s)
         !(clouds_t = cJSON_PrintUnformatted(clouds)))
         goto oom;
     char hash[65];
-    gate_sha256_hex(key, kn > 0 ? (size_t)kn : 0, hash);
+    dg_sha256_hex(key, kn > 0 ? (size_t)kn : 0, hash);
     dlog_decision d = {
         .id = id,
         .time_ms = t_ms,

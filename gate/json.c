@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config/money.h"
+#include "config/sha256.h"
 #include "gate/gate.h"
 #include <stdio.h>
 
@@ -272,7 +273,7 @@ dg_err gate_json_hash(const cJSON *root, char hex[65])
 {
     char *canon = cJSON_PrintUnformatted(root);
     if (!canon) return DG_ENOMEM;
-    gate_sha256_hex(canon, strlen(canon), hex);
+    dg_sha256_hex(canon, strlen(canon), hex);
     free(canon);
     return DG_OK;
 }

@@ -193,15 +193,3 @@ void gate_new_id(const char *prefix, char *buf, size_t cap)
     id[26] = '\0';
     snprintf(buf, cap, "%s%s", prefix, id);
 }
-
-void gate_sha256_hex(const void *data, size_t len, char hex[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned char h[32];
-    mbedtls_sha256_ret((const unsigned char *)data, len, h, 0);
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[h[i] >> 4];
-        hex[2 * i + 1] = digits[h[i] & 15];
-    }
-    hex[64] = '\0';
-}
