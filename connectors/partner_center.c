@@ -29,6 +29,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "config/cfg.h"
 #include "config/sha256.h"
 #include "connectors/backends.h"
 #include "connectors/http.h"
@@ -81,7 +82,6 @@ static void note(pc_state *st, const char *err)
 /* ---- tokens ---------------------------------------------------------------------------- */
 
 #define PC_TOKEN_MAGIC "dealgate partner_center refresh token 1"
-#define PC_TOKEN_FILE_MAX 16384
 
 /* The token file's text: the magic line, the configured token's hash, the current token. */
 static char *token_file_text(const pc_state *st, size_t *len)
@@ -95,33 +95,30 @@ static char *token_file_text(const pc_state *st, size_t *len)
 }
 
 /* Starts from the kept refresh token when the file holds one rotated from the configured
- * token; anything else (no file, another configured token, a damaged file) is ignored. */
+ * token; anything else (no file, another configured token, a damaged file, one that fails
+ * the secret-file checks) is ignored. */
 static void token_load(pc_state *st)
 {
-    int fd = open(st->token_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return;
-    char buf[PC_TOKEN_FILE_MAX + 1];
-    size_t got = 0;
-    ssize_t r;
-    while (got < PC_TOKEN_FILE_MAX && (r = read(fd, buf + got, PC_TOKEN_FILE_MAX - got)) > 0)
-        got += (size_t)r;
-    close(fd);
-    buf[got] = '\0';
-    char *magic = buf, *sha = strchr(magic, '\n');
+    char *text = NULL, warn[8], err[8];
+    if (cfg_read_secret_file("token file", st->token_file, &text, warn, sizeof warn, err,
+                             sizeof err) != 0)
+        return;
+    size_t n = strlen(text);
+    /* "<magic>\n<sha>\n<token>" (the trailing newline is stripped) */
+    char *sha = strchr(text, '\n');
     char *tok = sha ? strchr(sha + 1, '\n') : NULL;
-    char *end = tok ? strchr(tok + 1, '\n') : NULL;
-    if (end != NULL && end[1] == '\0' && end > tok + 1) {
+    if (tok != NULL && tok[1] != '\0' && strchr(tok + 1, '\n') == NULL) {
         *sha++ = '\0';
         *tok++ = '\0';
-        *end = '\0';
         char *copy;
-        if (strcmp(magic, PC_TOKEN_MAGIC) == 0 && strcmp(sha, st->configured_sha) == 0 &&
+        if (strcmp(text, PC_TOKEN_MAGIC) == 0 && strcmp(sha, st->configured_sha) == 0 &&
             (copy = strdup(tok)) != NULL) {
             conn_wipe_free(st->refresh_token);
             st->refresh_token = copy;
         }
     }
-    memset(buf, 0, sizeof buf); /* the token does not linger on the stack */
+    explicit_bzero(text, n); /* all of it: the token is past the NULs put in above */
+    free(text);
 }
 
 /* Keeps the current refresh token in the token file: a new file, synced, renamed over the
