@@ -75,7 +75,7 @@ int gate_handle_event(gate_req *r, const gate_adapter *a, void *arg)
     dg_err rc = gate_json_parse(r->body, r->body_len, &root, err, sizeof err);
     if (rc == DG_EPARSE) return gate_reply_error(r, 400, "invalid_json", "%s", err);
     if (rc != DG_OK) return gate_reply_error(r, 422, "invalid_field", "%s", err);
-    dg_event ev;
+    dg_event ev = {0}; /* the builders fill it; freed below whatever they got to */
     int dedupe_window_s = 0;
     rc = a->event(r->rt->cfg, root, arg, &ev, &dedupe_window_s, err, sizeof err);
     int status;
