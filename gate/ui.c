@@ -88,7 +88,7 @@ static void page_buf(dg_buf *b)
 /* Trusted text: literals of this file. */
 static void raw(dg_buf *b, const char *s)
 {
-    dg_buf_add(b, s, strlen(s));
+    dg_buf_str(b, s);
 }
 
 /* Formatted trusted text (numbers, and strings that went through html()/url() first). */
