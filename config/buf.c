@@ -50,3 +50,59 @@ void dg_buf_free(dg_buf *b)
     free(b->p);
     dg_buf_init(b, b->max);
 }
+
+/* Length of a valid UTF-8 sequence at s (n bytes left), or 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
+        if (c == 0xED && s[1] > 0x9F) return 0; /* surrogate */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && s[1] < 0x90) return 0;
+        if (c == 0xF4 && s[1] > 0x8F) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+int dg_buf_json_str(dg_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n, run = 0;
+
+    if (s == NULL) return dg_buf_add(b, "null", 4);
+    n = strlen(s);
+    if (dg_buf_add(b, "\"", 1)) return -1;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t k = c >= 0x20 && c != '"' && c != '\\' ? utf8_len(p + i, n - i) : 0;
+        if (k > 0) {
+            run += k;
+            i += k;
+            continue;
+        }
+        if (run && dg_buf_add(b, (const char *)p + i - run, run)) return -1;
+        run = 0;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            if (dg_buf_add(b, esc, 2)) return -1;
+        } else if (c < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            if (dg_buf_add(b, esc, 6)) return -1;
+        } else if (dg_buf_add(b, "\\ufffd", 6)) {
+            return -1;
+        }
+        i++;
+    }
+    if (run && dg_buf_add(b, (const char *)p + n - run, run)) return -1;
+    return dg_buf_add(b, "\"", 1);
+}

@@ -21,6 +21,9 @@ void dg_buf_init(dg_buf *b, size_t max);
 int dg_buf_add(dg_buf *b, const void *s, size_t n);
 /* Appends a NUL-terminated string. Same return. */
 int dg_buf_str(dg_buf *b, const char *s);
+/* Appends s as a JSON string literal, quotes included: `"` and `\` escaped, control
+ * characters as \u00XX, invalid UTF-8 as U+FFFD. NULL appends `null`. Same return. */
+int dg_buf_json_str(dg_buf *b, const char *s);
 /* 1 once an append failed. */
 static inline int dg_buf_failed(const dg_buf *b)
 {

@@ -54,15 +54,16 @@ int gate_reply_result_error(gate_req *r, const gate_result *res)
 static int reply_result(gate_req *r, const gate_adapter *a, void *arg, gate_result *res)
 {
     if (res->status != 200) return gate_reply_result_error(r, res);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(res->decision, "decision_id");
-    if (cJSON_IsString(id)) snprintf(r->decision_id, sizeof r->decision_id, "%s", id->valuestring);
+    /* a new decision's answer is its logged text; a replay's or an adapter's needs the tree */
+    const cJSON *tree = res->replay || a->answer ? gate_result_tree(res) : NULL;
+    if ((res->replay || a->answer) && tree == NULL)
+        return gate_reply_error(r, 503, "overloaded", "out of memory");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(tree, "decision_id");
+    snprintf(r->decision_id, sizeof r->decision_id, "%s",
+             cJSON_IsString(id) ? id->valuestring : res->id);
     const char *hdr = res->replay ? "X-Dealgate-Replay: 1\r\n" : "";
-    if (a->answer) return gate_reply_json(r, 200, a->answer(res->decision, arg), hdr);
-    if (res->text != NULL) /* printed once already, for the log */
-        return gate_reply_raw(r, 200, "application/json", res->text, strlen(res->text), hdr);
-    cJSON *d = res->decision;
-    res->decision = NULL;
-    return gate_reply_json(r, 200, d, hdr);
+    if (a->answer) return gate_reply_json(r, 200, a->answer(tree, arg), hdr);
+    return gate_reply_raw(r, 200, "application/json", res->text, strlen(res->text), hdr);
 }
 
 int gate_handle_event(gate_req *r, const gate_adapter *a, void *arg)

@@ -246,7 +246,7 @@ static int cmd_eval(int argc, char **argv)
         fprintf(stderr, "dealgate: %s: %s\n", res.err_code, res.message);
         goto done;
     }
-    char *out = cJSON_Print(res.decision);
+    char *out = cJSON_Print(gate_result_tree(&res));
     if (out) {
         printf("%s\n", out);
         free(out);

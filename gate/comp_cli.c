@@ -369,9 +369,9 @@ static void json_close(cli_run *r, const char *code, const char *msg)
     dg_buf_str(&b, "\n],");
     if (code) {
         dg_buf_str(&b, "\"error\":{\"code\":");
-        gate_comp_buf_json_str(&b, code);
+        dg_buf_json_str(&b, code);
         dg_buf_str(&b, ",\"message\":");
-        gate_comp_buf_json_str(&b, msg);
+        dg_buf_json_str(&b, msg);
         dg_buf_str(&b, "}}\n");
     } else {
         gate_comp_totals_json(&b, &r->totals);

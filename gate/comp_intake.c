@@ -36,62 +36,6 @@ const char *gate_comp_field_name(gate_comp_field f)
 
 /* ---------------------------------------------------------------- buffers */
 
-/* Length of a valid UTF-8 sequence at s (n bytes left), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
-        if (c == 0xED && s[1] > 0x9F) return 0; /* surrogate */
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xF0 && s[1] < 0x90) return 0;
-        if (c == 0xF4 && s[1] > 0x8F) return 0;
-        return 4;
-    }
-    return 0;
-}
-
-int gate_comp_buf_json_str(dg_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n, run = 0;
-
-    if (s == NULL) return dg_buf_add(b, "null", 4);
-    n = strlen(s);
-    if (dg_buf_add(b, "\"", 1)) return -1;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = p[i];
-        size_t k = c >= 0x20 && c != '"' && c != '\\' ? utf8_len(p + i, n - i) : 0;
-        if (k > 0) {
-            run += k;
-            i += k;
-            continue;
-        }
-        if (run && dg_buf_add(b, (const char *)p + i - run, run)) return -1;
-        run = 0;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            if (dg_buf_add(b, esc, 2)) return -1;
-        } else if (c < 0x20) {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            if (dg_buf_add(b, esc, 6)) return -1;
-        } else if (dg_buf_add(b, "\\ufffd", 6)) {
-            return -1;
-        }
-        i++;
-    }
-    if (run && dg_buf_add(b, (const char *)p + n - run, run)) return -1;
-    return dg_buf_add(b, "\"", 1);
-}
-
 /* ---------------------------------------------------------------- results */
 
 static int put_amount(dg_buf *b, int64_t minor, int exponent)
@@ -124,34 +68,34 @@ int gate_comp_result_json(dg_buf *b, const gate_comp_item *it)
     r |= dg_buf_str(b, "{\"line\":");
     r |= put_u64(b, it->line);
     r |= dg_buf_str(b, ",\"deal_id\":");
-    r |= gate_comp_buf_json_str(b, it->deal_id);
+    r |= dg_buf_json_str(b, it->deal_id);
     r |= dg_buf_str(b, ",\"rep\":");
-    r |= gate_comp_buf_json_str(b, opt(it->rep));
+    r |= dg_buf_json_str(b, opt(it->rep));
     r |= dg_buf_str(b, ",\"channel\":");
-    r |= gate_comp_buf_json_str(b, it->channel);
+    r |= dg_buf_json_str(b, it->channel);
     r |= dg_buf_str(b, ",\"cloud\":");
-    r |= gate_comp_buf_json_str(b, opt(it->cloud));
+    r |= dg_buf_json_str(b, opt(it->cloud));
     r |= dg_buf_str(b, ",\"plan\":");
-    r |= gate_comp_buf_json_str(b, opt(it->plan));
+    r |= dg_buf_json_str(b, opt(it->plan));
     r |= dg_buf_str(b, ",\"currency\":");
-    r |= gate_comp_buf_json_str(b, it->currency);
+    r |= dg_buf_json_str(b, it->currency);
     r |= dg_buf_str(b, v->violation ? ",\"status\":\"violation\""
                        : v->warning ? ",\"status\":\"warning\""
                                     : ",\"status\":\"clean\"");
     r |= dg_buf_str(b, ",\"codes\":[");
     for (size_t i = 0; i < v->nreasons; i++) {
         if (i) r |= dg_buf_add(b, ",", 1);
-        r |= gate_comp_buf_json_str(b, rules_comp_code_name(v->reasons[i].code));
+        r |= dg_buf_json_str(b, rules_comp_code_name(v->reasons[i].code));
     }
     r |= dg_buf_str(b, "],\"reasons\":[");
     for (size_t i = 0; i < v->nreasons; i++) {
         if (i) r |= dg_buf_add(b, ",", 1);
         r |= dg_buf_str(b, "{\"code\":");
-        r |= gate_comp_buf_json_str(b, rules_comp_code_name(v->reasons[i].code));
+        r |= dg_buf_json_str(b, rules_comp_code_name(v->reasons[i].code));
         r |= dg_buf_str(b, v->reasons[i].violation ? ",\"severity\":\"violation\""
                                                    : ",\"severity\":\"warning\"");
         r |= dg_buf_str(b, ",\"message\":");
-        r |= gate_comp_buf_json_str(b, v->reasons[i].message);
+        r |= dg_buf_json_str(b, v->reasons[i].message);
         r |= dg_buf_add(b, "}", 1);
     }
     r |= dg_buf_str(b, "],\"message\":");
@@ -163,7 +107,7 @@ int gate_comp_result_json(dg_buf *b, const gate_comp_item *it)
             snprintf(msg, sizeof msg, "%s (+%zu more)", v->reasons[0].message, v->nreasons - 1);
         else
             snprintf(msg, sizeof msg, "%s", v->reasons[0].message);
-        r |= gate_comp_buf_json_str(b, msg);
+        r |= dg_buf_json_str(b, msg);
     }
     r |= dg_buf_str(b, ",\"expected\":");
     r |= put_amount(b, v->expected, e);
@@ -177,7 +121,7 @@ int gate_comp_result_json(dg_buf *b, const gate_comp_item *it)
     } else {
         char rt[32], src[CFG_NAME_MAX + 16];
         dg_rate_format(v->direct_rate, rt, sizeof rt);
-        r |= gate_comp_buf_json_str(b, rt);
+        r |= dg_buf_json_str(b, rt);
         if (v->dr_source == RULES_COMP_DR_LINE)
             snprintf(src, sizeof src, "line");
         else if (v->dr_source == RULES_COMP_DR_PLAN)
@@ -185,7 +129,7 @@ int gate_comp_result_json(dg_buf *b, const gate_comp_item *it)
         else
             snprintf(src, sizeof src, "plan.default");
         r |= dg_buf_str(b, ",\"direct_rate_source\":");
-        r |= gate_comp_buf_json_str(b, src);
+        r |= dg_buf_json_str(b, src);
         r |= dg_buf_add(b, "}", 1);
     }
     return r ? -1 : 0;
@@ -251,14 +195,14 @@ int gate_comp_totals_json(dg_buf *b, const gate_comp_totals *t)
     r |= dg_buf_str(b, ",\"violations_by_code\":{");
     for (int i = 0; i < RULES_COMP_NCODES; i++) {
         if (i) r |= dg_buf_add(b, ",", 1);
-        r |= gate_comp_buf_json_str(b, rules_comp_code_name((rules_comp_code)i));
+        r |= dg_buf_json_str(b, rules_comp_code_name((rules_comp_code)i));
         r |= dg_buf_add(b, ":", 1);
         r |= put_u64(b, t->by_code[i]);
     }
     r |= dg_buf_str(b, "},\"total_shortfall\":{");
     for (size_t i = 0; i < t->nccy; i++) {
         if (i) r |= dg_buf_add(b, ",", 1);
-        r |= gate_comp_buf_json_str(b, t->ccy[i].ccy);
+        r |= dg_buf_json_str(b, t->ccy[i].ccy);
         r |= dg_buf_add(b, ":", 1);
         r |= put_amount(b, t->ccy[i].shortfall, t->ccy[i].exponent);
     }
@@ -1086,7 +1030,7 @@ static dg_err collect_line(void *arg, const gate_comp_item *it, char *err, size_
     dg_buf_add(&codes, "[", 1);
     for (size_t i = 0; i < it->v.nreasons; i++) {
         if (i) dg_buf_add(&codes, ",", 1);
-        gate_comp_buf_json_str(&codes, rules_comp_code_name(it->v.reasons[i].code));
+        dg_buf_json_str(&codes, rules_comp_code_name(it->v.reasons[i].code));
     }
     dg_buf_add(&codes, "]", 1);
     size_t an = dg_amount_format(it->v.shortfall, it->in.exponent, amt, sizeof amt);
@@ -1130,9 +1074,9 @@ static dg_err result_error(gate_comp_result *r, int status, const char *code, co
     r->status = status;
     r->err_code = code;
     dg_buf_str(&b, "{\"error\":{\"code\":");
-    gate_comp_buf_json_str(&b, code);
+    dg_buf_json_str(&b, code);
     dg_buf_str(&b, ",\"message\":");
-    gate_comp_buf_json_str(&b, msg);
+    dg_buf_json_str(&b, msg);
     dg_buf_add(&b, "}}", 3); /* NUL included */
     if (dg_buf_failed(&b)) {
         dg_buf_free(&b);

@@ -52,10 +52,6 @@ typedef enum {
 /* Returns the canonical name of f ("commission_base"); static storage. */
 const char *gate_comp_field_name(gate_comp_field f);
 
-/* Appends s as a JSON string literal, quotes included; control characters are escaped and
- * invalid UTF-8 becomes U+FFFD. NULL appends `null`. Same return. */
-int gate_comp_buf_json_str(dg_buf *b, const char *s);
-
 /* One checked line. Everything borrowed, valid only during the callback that receives it. */
 typedef struct {
     size_t line;         /* CSV: physical line the record starts on (header = 1);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config/buf.h"
 #include "gate/dlog_overrides.h"
 #include "gate/metrics.h"
 #include "gate/writeback.h"
@@ -18,21 +19,30 @@ static void result_error(gate_result *res, int status, const char *code, const c
     snprintf(res->message, sizeof res->message, "%s", msg);
 }
 
-static cJSON *reasons_json(const dg_reason *r, size_t n)
+/* Appends reasons or warnings as a JSON array. An `override` warning names the override
+ * rules_decide applied ("override_id"), judged at `now` as the rules judged it. */
+static void put_reasons(dg_buf *b, const dg_reason *r, size_t n, const dg_facts *f, int64_t now)
 {
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; arr && i < n; i++) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "rule", r[i].rule ? r[i].rule : "");
-        cJSON_AddStringToObject(o, "code", r[i].code ? r[i].code : "");
-        if (r[i].cloud)
-            cJSON_AddStringToObject(o, "cloud", r[i].cloud);
-        else
-            cJSON_AddNullToObject(o, "cloud");
-        cJSON_AddStringToObject(o, "message", r[i].message ? r[i].message : "");
-        cJSON_AddItemToArray(arr, o);
+    dg_buf_add(b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        dg_buf_str(b, i ? ",{\"rule\":" : "{\"rule\":");
+        dg_buf_json_str(b, r[i].rule ? r[i].rule : "");
+        dg_buf_str(b, ",\"code\":");
+        dg_buf_json_str(b, r[i].code ? r[i].code : "");
+        dg_buf_str(b, ",\"cloud\":");
+        dg_buf_json_str(b, r[i].cloud);
+        dg_buf_str(b, ",\"message\":");
+        dg_buf_json_str(b, r[i].message ? r[i].message : "");
+        if (f && r[i].code && r[i].rule && strcmp(r[i].code, "override") == 0) {
+            const dg_override *o = rules_override_find(f, r[i].rule, now);
+            if (o && o->id) {
+                dg_buf_str(b, ",\"override_id\":");
+                dg_buf_json_str(b, o->id);
+            }
+        }
+        dg_buf_add(b, "}", 1);
     }
-    return arr;
+    dg_buf_add(b, "]", 1);
 }
 
 /* 1 if the decision did not rest on this cloud's registration being verified: a reason
@@ -51,39 +61,39 @@ static int cloud_unverified(const dg_decision *d, const char *cloud)
     return 0;
 }
 
-static void add_str_or_null(cJSON *o, const char *k, const char *v)
+static void put_registrations(dg_buf *b, const dg_decision *d, const dg_facts *f)
 {
-    if (v)
-        cJSON_AddStringToObject(o, k, v);
-    else
-        cJSON_AddNullToObject(o, k);
-}
-
-static cJSON *registrations_json(const dg_decision *d, const dg_facts *f)
-{
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; arr && i < f->nregs; i++) {
+    dg_buf_add(b, "[", 1);
+    for (size_t i = 0; i < f->nregs; i++) {
         const dg_reg_fact *r = &f->regs[i];
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "cloud", r->cloud ? r->cloud : "");
-        add_str_or_null(o, "id", r->id);
-        add_str_or_null(o, "status", r->status);
+        dg_buf_str(b, i ? ",{\"cloud\":" : "{\"cloud\":");
+        dg_buf_json_str(b, r->cloud ? r->cloud : "");
+        dg_buf_str(b, ",\"id\":");
+        dg_buf_json_str(b, r->id);
+        dg_buf_str(b, ",\"status\":");
+        dg_buf_json_str(b, r->status);
         int verified = r->lookup == DG_LOOKUP_FOUND && r->source && strcmp(r->source, "none") &&
                        !cloud_unverified(d, r->cloud ? r->cloud : "");
-        cJSON_AddBoolToObject(o, "verified", verified);
-        add_str_or_null(o, "source", r->source);
-        add_str_or_null(o, "created_at", r->created_at);
-        add_str_or_null(o, "origin", r->origin);
+        dg_buf_str(b,
+                   verified ? ",\"verified\":true,\"source\":" : ",\"verified\":false,\"source\":");
+        dg_buf_json_str(b, r->source);
+        dg_buf_str(b, ",\"created_at\":");
+        dg_buf_json_str(b, r->created_at);
+        dg_buf_str(b, ",\"origin\":");
+        dg_buf_json_str(b, r->origin);
         const char *lk = r->lookup == DG_LOOKUP_FOUND       ? "found"
                          : r->lookup == DG_LOOKUP_NOT_FOUND ? "not_found"
                          : r->lookup == DG_LOOKUP_FAILED    ? "failed"
                                                             : "skipped";
-        cJSON_AddStringToObject(o, "lookup", lk);
-        if (r->lookup == DG_LOOKUP_FAILED && r->error)
-            cJSON_AddStringToObject(o, "error", r->error);
-        cJSON_AddItemToArray(arr, o);
+        dg_buf_str(b, ",\"lookup\":");
+        dg_buf_json_str(b, lk);
+        if (r->lookup == DG_LOOKUP_FAILED && r->error) {
+            dg_buf_str(b, ",\"error\":");
+            dg_buf_json_str(b, r->error);
+        }
+        dg_buf_add(b, "}", 1);
     }
-    return arr;
+    dg_buf_add(b, "]", 1);
 }
 
 static void rfc3339(int64_t ms, char *buf, size_t n)
@@ -94,60 +104,79 @@ static void rfc3339(int64_t ms, char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static cJSON *decision_json(const char *id, int64_t now_ms, const struct cfg *c, const dg_event *ev,
-                            const dg_decision *d, const dg_facts *f, const char *adapter)
-{
-    char ts[32];
-    rfc3339(now_ms, ts, sizeof ts);
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    cJSON_AddStringToObject(o, "decision_id", id);
-    cJSON_AddBoolToObject(o, "allowed", d->allowed);
-    cJSON_AddStringToObject(o, "outcome", rules_outcome_name(d->outcome));
-    cJSON_AddStringToObject(o, "mode", d->mode ? d->mode : "enforce");
-    cJSON_AddStringToObject(o, "message", d->message ? d->message : "");
-    cJSON_AddItemToObject(o, "reasons", reasons_json(d->reasons, d->nreasons));
-    cJSON_AddItemToObject(o, "warnings", reasons_json(d->warnings, d->nwarnings));
-    cJSON_AddItemToObject(o, "registrations", registrations_json(d, f));
-    add_str_or_null(o, "revert_to", d->revert_to);
-    add_str_or_null(o, "revert_to_value", d->revert_to ? d->revert_to_raw : NULL);
-    cJSON_AddStringToObject(o, "opportunity_id", ev->opp_id);
-    add_str_or_null(o, "pipeline", d->pipeline);
-    add_str_or_null(o, "from_stage", d->from_stage);
-    add_str_or_null(o, "to_stage", d->to_stage);
-    add_str_or_null(o, "from_value", ev->from_stage);
-    add_str_or_null(o, "to_value", ev->to_stage);
-    cJSON_AddBoolToObject(o, "gated", d->gated);
-    add_str_or_null(o, "owner", ev->owner);
-    add_str_or_null(o, "name", ev->name);
-    cJSON_AddStringToObject(o, "adapter", adapter);
-    add_str_or_null(o, "event_id", ev->event_id);
-    cJSON_AddStringToObject(o, "time", ts);
-    cJSON_AddStringToObject(o, "config_version", c->version);
-    return o;
-}
+/* A string member of a JSON object: its key, and its value (NULL for null). */
+typedef struct {
+    const char *key, *value;
+} json_field;
 
-/* Adds "override_id" to each `override` warning: the override rules_decide applied. */
-static void tag_overrides(cJSON *decision, const dg_facts *f, int64_t now)
+/* Appends `,"key":value` for each field. */
+static void put_fields(dg_buf *b, const json_field *f, size_t n)
 {
-    cJSON *w;
-    cJSON_ArrayForEach(w, cJSON_GetObjectItem(decision, "warnings"))
-    {
-        const cJSON *code = cJSON_GetObjectItem(w, "code"), *rule = cJSON_GetObjectItem(w, "rule");
-        if (!cJSON_IsString(code) || strcmp(code->valuestring, "override") != 0 ||
-            !cJSON_IsString(rule))
-            continue;
-        const dg_override *o = rules_override_find(f, rule->valuestring, now);
-        if (o && o->id) cJSON_AddStringToObject(w, "override_id", o->id);
+    for (size_t i = 0; i < n; i++) {
+        dg_buf_str(b, ",\"");
+        dg_buf_str(b, f[i].key);
+        dg_buf_str(b, "\":");
+        dg_buf_json_str(b, f[i].value);
     }
 }
 
-static char *print_json(const cJSON *j)
+/* Where the arrays the log keeps in columns of their own lie in a decision's text. */
+typedef struct {
+    size_t reasons[2], warnings[2], regs[2]; /* [start, end) */
+} decision_spans;
+
+/* Writes the decision as JSON text into b (the answer and the log's decision_json), once:
+ * the log's reasons, warnings and registrations columns are spans of the same text. */
+static void put_decision(dg_buf *b, decision_spans *sp, const char *id, int64_t now_ms,
+                         const struct cfg *c, const dg_event *ev, const dg_decision *d,
+                         const dg_facts *f, const char *adapter, int64_t latency_ms)
 {
-    return j ? cJSON_PrintUnformatted(j) : NULL;
+    char ts[32], num[48];
+    rfc3339(now_ms, ts, sizeof ts);
+    dg_buf_str(b, "{\"decision_id\":");
+    dg_buf_json_str(b, id);
+    dg_buf_str(b,
+               d->allowed ? ",\"allowed\":true,\"outcome\":" : ",\"allowed\":false,\"outcome\":");
+    dg_buf_json_str(b, rules_outcome_name(d->outcome));
+    dg_buf_str(b, ",\"mode\":");
+    dg_buf_json_str(b, d->mode ? d->mode : "enforce");
+    dg_buf_str(b, ",\"message\":");
+    dg_buf_json_str(b, d->message ? d->message : "");
+    dg_buf_str(b, ",\"reasons\":");
+    sp->reasons[0] = b->len;
+    put_reasons(b, d->reasons, d->nreasons, NULL, 0);
+    sp->reasons[1] = b->len;
+    dg_buf_str(b, ",\"warnings\":");
+    sp->warnings[0] = b->len;
+    put_reasons(b, d->warnings, d->nwarnings, f, now_ms / 1000);
+    sp->warnings[1] = b->len;
+    dg_buf_str(b, ",\"registrations\":");
+    sp->regs[0] = b->len;
+    put_registrations(b, d, f);
+    sp->regs[1] = b->len;
+    const json_field before[] = {
+        {"revert_to", d->revert_to},    {"revert_to_value", d->revert_to ? d->revert_to_raw : NULL},
+        {"opportunity_id", ev->opp_id}, {"pipeline", d->pipeline},
+        {"from_stage", d->from_stage},  {"to_stage", d->to_stage},
+        {"from_value", ev->from_stage}, {"to_value", ev->to_stage},
+    };
+    const json_field after[] = {
+        {"owner", ev->owner},       {"name", ev->name}, {"adapter", adapter},
+        {"event_id", ev->event_id}, {"time", ts},       {"config_version", c->version},
+    };
+    put_fields(b, before, sizeof before / sizeof *before);
+    dg_buf_str(b, d->gated ? ",\"gated\":true" : ",\"gated\":false");
+    put_fields(b, after, sizeof after / sizeof *after);
+    snprintf(num, sizeof num, ",\"latency_ms\":%lld}", (long long)latency_ms);
+    dg_buf_str(b, num);
 }
 
-/* Looks for a logged decision for this event; 1 when res is filled (replay or conflict). */
+/* A copy of b's text in [span[0], span[1]), or NULL (out of memory). */
+static char *span_dup(const dg_buf *b, const size_t span[2])
+{
+    return strndup(b->p + span[0], span[1] - span[0]);
+}
+
 static int idempotent_replay(gate_ctx *g, const dg_event *ev, const char *adapter,
                              const char *body_hash, int dedupe_window_s, gate_result *res)
 {
@@ -170,14 +199,11 @@ static int idempotent_replay(gate_ctx *g, const dg_event *ev, const char *adapte
     } else {
         return 0;
     }
-    if (rc == DG_OK && json) {
-        res->decision = cJSON_Parse(json);
-        free(json);
-        if (res->decision) {
-            res->status = 200;
-            res->replay = 1;
-            return 1;
-        }
+    if (rc == DG_OK && json) { /* answered as logged, byte for byte */
+        res->text = json;
+        res->status = 200;
+        res->replay = 1;
+        return 1;
     }
     free(json);
     if (rc != DG_OK && rc != DG_ENOTFOUND) {
@@ -199,7 +225,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
     dg_decision d = {0};
     const char **clouds = NULL;
     size_t nclouds = 0;
-    char *dec_text = NULL, *reasons_t = NULL, *warnings_t = NULL, *regs_t = NULL, *clouds_t = NULL;
+    char *reasons_t = NULL, *warnings_t = NULL, *regs_t = NULL, *clouds_t = NULL;
     char *wb_payload = NULL;
     char err[256] = "";
 
@@ -258,31 +284,40 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
     }
     char id[40];
     gate_new_id("dg_", id, sizeof id);
-    res->decision = decision_json(id, t0, c, ev, &d, &facts, adapter);
-    if (!res->decision) {
-        result_error(res, 503, "overloaded", "out of memory");
-        goto done;
-    }
-    tag_overrides(res->decision, &facts, t0 / 1000);
+    snprintf(res->id, sizeof res->id, "%s", id);
     clock_gettime(CLOCK_MONOTONIC, &m1);
     int64_t latency_us =
         (int64_t)(m1.tv_sec - m0.tv_sec) * 1000000 + (m1.tv_nsec - m0.tv_nsec) / 1000;
-    cJSON_AddNumberToObject(res->decision, "latency_ms", (double)(latency_us / 1000));
+    dg_buf text;
+    decision_spans sp;
+    dg_buf_init(&text, 0);
+    put_decision(&text, &sp, id, t0, c, ev, &d, &facts, adapter, latency_us / 1000);
+    if (dg_buf_failed(&text)) {
+        dg_buf_free(&text);
+        result_error(res, 503, "overloaded", "out of memory");
+        goto done;
+    }
+    res->text = text.p;
     if (g->log) {
-        dec_text = print_json(res->decision);
-        reasons_t = print_json(cJSON_GetObjectItem(res->decision, "reasons"));
-        warnings_t = print_json(cJSON_GetObjectItem(res->decision, "warnings"));
-        regs_t = print_json(cJSON_GetObjectItem(res->decision, "registrations"));
-        cJSON *cl = cJSON_CreateArray();
-        for (size_t i = 0; cl && i < ev->nclouds; i++)
-            cJSON_AddItemToArray(cl, cJSON_CreateString(ev->clouds[i]));
-        clouds_t = print_json(cl);
-        cJSON_Delete(cl);
+        reasons_t = span_dup(&text, sp.reasons);
+        warnings_t = span_dup(&text, sp.warnings);
+        regs_t = span_dup(&text, sp.regs);
+        dg_buf cl;
+        dg_buf_init(&cl, 0);
+        dg_buf_add(&cl, "[", 1);
+        for (size_t i = 0; i < ev->nclouds; i++) {
+            if (i) dg_buf_add(&cl, ",", 1);
+            dg_buf_json_str(&cl, ev->clouds[i]);
+        }
+        dg_buf_add(&cl, "]", 1);
+        clouds_t = dg_buf_failed(&cl) ? NULL : cl.p;
+        if (!clouds_t) dg_buf_free(&cl);
         /* the CRM write-back this block calls for is queued with the decision, atomically */
-        dg_err wrc = gate_writeback_payload(c, adapter, res->decision, &wb_payload);
-        if (!dec_text || !reasons_t || !warnings_t || !regs_t || !clouds_t || wrc != DG_OK) {
-            cJSON_Delete(res->decision);
-            res->decision = NULL;
+        dg_err wrc = DG_OK;
+        if (d.outcome == DG_OUTCOME_BLOCK && gate_writeback_enabled(c, adapter))
+            wrc = gate_writeback_payload(c, adapter, gate_result_tree(res), &wb_payload);
+        if (!reasons_t || !warnings_t || !regs_t || !clouds_t || wrc != DG_OK) {
+            gate_result_free(res);
             result_error(res, 503, "overloaded", "out of memory");
             goto done;
         }
@@ -322,35 +357,30 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
             .gated = d.gated,
             .won = won,
             .lost = lost,
-            .decision_json = dec_text,
+            .decision_json = res->text,
             .writeback_crm = wb_payload ? adapter : NULL,
             .writeback_payload_json = wb_payload,
         };
         rc = dlog_append(g->log, &row, err, sizeof err);
         if (rc == DG_EEXISTS) {
             /* A concurrent request with the same event id won the race: answer its decision. */
-            cJSON_Delete(res->decision);
-            res->decision = NULL;
+            gate_result_free(res);
             if (!idempotent_replay(g, ev, adapter, body_hash, 0, res))
                 result_error(res, 503, "log_unavailable", "the decision log cannot be read");
             goto done;
         }
         if (rc != DG_OK) {
-            cJSON_Delete(res->decision);
-            res->decision = NULL;
+            gate_result_free(res);
             fprintf(stderr, "{\"event\":\"log_write_failed\",\"error\":\"%s\"}\n", dg_err_name(rc));
             result_error(res, 503, "log_unavailable",
                          "the decision could not be recorded; nothing was decided, retry");
             res->retry_after_s = 5;
             goto done;
         }
-        res->text = dec_text; /* the decision as logged, for the answer */
-        dec_text = NULL;
     }
     res->status = 200;
 done:
     gate_observe_decision(g, res, &d, &facts, ev->opp_id); /* metrics, upstream-failure log */
-    free(dec_text);
     free(reasons_t);
     free(warnings_t);
     free(regs_t);
@@ -359,6 +389,12 @@ done:
     free(clouds);
     dg_facts_free(&facts);
     dg_decision_free(&d);
+}
+
+cJSON *gate_result_tree(gate_result *res)
+{
+    if (res->decision == NULL && res->text != NULL) res->decision = cJSON_Parse(res->text);
+    return res->decision;
 }
 
 void gate_result_free(gate_result *res)

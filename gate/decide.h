@@ -17,11 +17,12 @@ typedef struct {
     const char *err_code;   /* error code when status != 200 (static string) */
     char message[320];      /* error message when status != 200 */
     int retry_after_s;      /* with 503: the Retry-After value */
-    cJSON *decision;        /* with 200: the decision object (caller frees: cJSON_Delete) */
+    char *text;             /* with 200: the decision as JSON text, as the log holds it (a
+                               replay answers the logged text). Freed by gate_result_free */
+    char id[40];            /* with 200 for a new decision: its id; "" for a replay */
+    cJSON *decision;        /* the decision object parsed from text, once asked for
+                               (gate_result_tree); NULL until then */
     int replay;             /* 1 if this is the first decision, replayed */
-    char *text;             /* with 200 for a decision just logged: `decision` as the JSON text
-                               the log holds (an answer need not print it again); else NULL.
-                               Freed by gate_result_free */
 } gate_result;
 
 /* Decides ev for `adapter` ("stage", "salesforce", "hubspot"). body_hash identifies the
@@ -30,6 +31,10 @@ typedef struct {
  * logged within that window is a replay (HubSpot webhooks). Fills *res (always). */
 void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapter,
                  const char *body_hash, int dedupe_window_s, gate_result *res);
+
+/* With 200: the decision as an object (parsed from res->text on the first call, kept in
+ * res->decision); NULL when out of memory or without a decision. */
+cJSON *gate_result_tree(gate_result *res);
 
 /* Releases what gate_decide put in res. */
 void gate_result_free(gate_result *res);

@@ -189,9 +189,8 @@ void gate_observe_decision(gate_ctx *g, const gate_result *res, const dg_decisio
     if (g == NULL || res == NULL) return;
     gate_metrics *m = g->metrics;
     const char *decision_id = NULL;
-    if (res->status == 200 && res->decision && !res->replay) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(res->decision, "decision_id");
-        if (cJSON_IsString(id)) decision_id = id->valuestring;
+    if (res->status == 200 && res->text && !res->replay) {
+        decision_id = res->id;
         if (m && d) {
             int blocked = d->outcome == DG_OUTCOME_BLOCK;
             inc(&m->outcome[blocked ? OUT_BLOCK : OUT_ALLOW], 1);

@@ -47,6 +47,12 @@ static int crm_enabled(const struct cfg *c, int idx)
     return idx == 0 ? c->salesforce.writeback : idx == 1 ? c->hubspot.writeback : 0;
 }
 
+int gate_writeback_enabled(const struct cfg *c, const char *crm)
+{
+    int idx = c && crm ? crm_index(crm) : -1;
+    return idx >= 0 && crm_enabled(c, idx);
+}
+
 dg_err gate_writeback_payload(const struct cfg *c, const char *crm, const cJSON *decision,
                               char **payload)
 {

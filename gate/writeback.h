@@ -40,6 +40,10 @@ dg_err gate_writeback_start(gate_ctx *g, gate_writeback **out, char *err, size_t
  * no-op. Call before dlog_close. */
 void gate_writeback_stop(gate_writeback *w);
 
+/* 1 if crm ("salesforce", "hubspot") has writeback = yes under c: only then can a decision
+ * call for a write-back (gate_writeback_payload). Pure. */
+int gate_writeback_enabled(const struct cfg *c, const char *crm);
+
 /* The write-back job `decision` (borrowed, a decision object as gate_decide builds it) calls
  * for under config c: a block in enforce mode with a revert value different from the value
  * the deal arrived with, for crm "salesforce" or "hubspot" whose section says writeback =

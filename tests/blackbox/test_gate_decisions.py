@@ -156,6 +156,7 @@ def test_idempotent_replay_and_conflict():
     st, d1, _ = svc.gate(e)
     st, d2, h = svc.gate(e)
     assert st == 200 and d2["decision_id"] == d1["decision_id"]
+    assert d2 == d1  # the first answer as logged, latency and time included
     assert h.get("x-dealgate-replay") == "1"
     st, page, _ = svc.get("/v1/decisions?opportunity=OPP-IDEM")
     assert len(page["decisions"]) == 1

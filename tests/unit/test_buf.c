@@ -64,10 +64,34 @@ static void test_embedded_nul(void **state)
     dg_buf_free(&b);
 }
 
+static void test_json_str_escaping(void **state)
+{
+    (void)state;
+    dg_buf b;
+    dg_buf_init(&b, 64);
+    assert_int_equal(dg_buf_json_str(&b, "a\"b\\c\n\x01\xC3\xA9\xFF"), 0);
+    assert_int_equal(dg_buf_add(&b, "", 1), 0);
+    assert_string_equal(b.p, "\"a\\\"b\\\\c\\u000a\\u0001\xC3\xA9\\ufffd\"");
+    dg_buf_free(&b);
+    /* NULL is null; an empty string is "" */
+    dg_buf_init(&b, 0);
+    assert_int_equal(dg_buf_json_str(&b, NULL), 0);
+    assert_int_equal(dg_buf_json_str(&b, ""), 0);
+    assert_string_equal(b.p, "null\"\"");
+    dg_buf_free(&b);
+    /* the bound holds */
+    dg_buf_init(&b, 8);
+    assert_int_equal(dg_buf_str(&b, "12345678"), 0);
+    assert_int_equal(dg_buf_str(&b, "9"), -1);
+    assert_true(dg_buf_failed(&b));
+    dg_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grows_and_terminates),
+        cmocka_unit_test(test_json_str_escaping),
         cmocka_unit_test(test_bound_is_exact_and_sticky),
         cmocka_unit_test(test_embedded_nul),
     };

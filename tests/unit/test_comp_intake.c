@@ -564,23 +564,6 @@ static void test_csv_stream_any_split(void **state)
     gate_comp_csv_free(s);
 }
 
-static void test_json_str_escaping(void **state)
-{
-    (void)state;
-    dg_buf b;
-    dg_buf_init(&b, 64);
-    assert_int_equal(gate_comp_buf_json_str(&b, "a\"b\\c\n\x01\xC3\xA9\xFF"), 0);
-    assert_int_equal(dg_buf_add(&b, "", 1), 0);
-    assert_string_equal(b.p, "\"a\\\"b\\\\c\\u000a\\u0001\xC3\xA9\\ufffd\"");
-    dg_buf_free(&b);
-    /* the bound holds */
-    dg_buf_init(&b, 8);
-    assert_int_equal(dg_buf_str(&b, "12345678"), 0);
-    assert_int_equal(dg_buf_str(&b, "9"), -1);
-    assert_true(dg_buf_failed(&b));
-    dg_buf_free(&b);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,7 +571,6 @@ int main(void)
         cmocka_unit_test(test_json_numbers),      cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_csv_basic),         cmocka_unit_test(test_csv_currencies),
         cmocka_unit_test(test_csv_errors),        cmocka_unit_test(test_csv_stream_any_split),
-        cmocka_unit_test(test_json_str_escaping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
