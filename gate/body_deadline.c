@@ -1,12 +1,11 @@
 /* body_deadline.c — a hard deadline for reading one request body (see body_deadline.h).
  *
- * A one-shot POSIX timer (SIGEV_THREAD) per body. Ownership is settled without a race: the
- * deadline starts with two references, the reader's and the timer callback's. On end the
- * timer is disarmed with timer_settime(), which returns what was left atomically: time
- * left means the callback will never run and the reader drops both references; none left
- * means the timer fired and the callback runs (or ran) and drops its own. The callback
- * acts only while the reader is still reading (under the mutex, so the socket it shuts is
- * still the request's: the reader cannot finish the request while the callback holds it).
+ * One watchdog thread ("dg-deadline", started with the first deadline) keeps every armed
+ * deadline in a list under one mutex and sleeps until the earliest of them (at most a
+ * second). Arming and ending a deadline is a list insert and unlink, no system call. When
+ * a deadline passes while its reader is still reading, the watchdog marks it busy, drops
+ * the mutex, and shuts the connection's socket down for reading; ending a deadline waits
+ * while it is busy, so the socket it shuts is still the request's.
  *
  * The socket is found in /proc/self/fd by its peer address and port and its local port,
  * which name one TCP connection while it is open; only when a deadline fires.
@@ -18,32 +17,35 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
 struct gate_body_deadline {
-    pthread_mutex_t mu;
-    int refs;    /* the reader's and the timer callback's (guarded by mu) */
-    int reading; /* the reader has not ended the deadline yet (guarded by mu) */
-    int fired;   /* the socket was shut down for reading (guarded by mu) */
-    timer_t timer;
+    gate_body_deadline *prev, *next; /* in the watchdog's list (guarded by mu) */
+    int64_t due_ms;                  /* CLOCK_MONOTONIC */
+    int busy;                        /* the watchdog is shutting the socket (guarded by mu) */
+    int tried;                       /* it has tried (guarded by mu) */
+    int fired;                       /* the socket was shut down for reading (guarded by mu) */
     char addr[INET6_ADDRSTRLEN];
     int port, local_port;
 };
 
-static void unref(gate_body_deadline *d, int n)
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake;      /* the watchdog: a deadline earlier than it planned */
+static pthread_cond_t done;      /* end(): a busy deadline is done */
+static gate_body_deadline *head; /* guarded by mu */
+static int64_t planned_ms;       /* when the watchdog wakes next (guarded by mu) */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int started; /* the watchdog runs (set once, under once) */
+
+static int64_t mono_ms(void)
 {
-    pthread_mutex_lock(&d->mu);
-    d->refs -= n;
-    int last = d->refs == 0;
-    pthread_mutex_unlock(&d->mu);
-    if (last) {
-        pthread_mutex_destroy(&d->mu);
-        free(d);
-    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Port of a socket address, and its address as text (inet_ntop). Returns 0 or -1. */
@@ -94,60 +96,95 @@ static int shut_socket(const gate_body_deadline *d)
     return found;
 }
 
-static void on_deadline(union sigval v)
+/* The watchdog: sleeps until the earliest deadline (at most 1 s), then shuts the sockets of
+ * those past due whose readers still read. Runs for the life of the process. */
+static void *watchdog(void *arg)
 {
-    gate_body_deadline *d = v.sival_ptr;
-    pthread_mutex_lock(&d->mu);
-    if (d->reading && shut_socket(d)) d->fired = 1;
-    pthread_mutex_unlock(&d->mu);
-    unref(d, 1);
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        int64_t now = mono_ms(), next = now + 1000;
+        gate_body_deadline *due = NULL;
+        for (gate_body_deadline *d = head; d; d = d->next) {
+            if (d->tried) continue;
+            if (d->due_ms <= now) {
+                due = d;
+                break;
+            }
+            if (d->due_ms < next) next = d->due_ms;
+        }
+        if (due) {
+            due->busy = 1;
+            pthread_mutex_unlock(&mu);
+            int shut = shut_socket(due);
+            pthread_mutex_lock(&mu);
+            due->fired = shut;
+            due->tried = 1;
+            due->busy = 0;
+            pthread_cond_broadcast(&done);
+            continue;
+        }
+        planned_ms = next;
+        struct timespec ts = {.tv_sec = (time_t)(next / 1000),
+                              .tv_nsec = (long)(next % 1000) * 1000000L};
+        pthread_cond_timedwait(&wake, &mu, &ts);
+    }
+    return NULL;
+}
+
+static void start_watchdog(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wake, &ca);
+    pthread_cond_init(&done, NULL);
+    pthread_condattr_destroy(&ca);
+    pthread_attr_t at;
+    pthread_t t;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, watchdog, NULL) == 0) {
+        pthread_setname_np(t, "dg-deadline");
+        started = 1;
+    }
+    pthread_attr_destroy(&at);
 }
 
 gate_body_deadline *gate_body_deadline_start(const struct mg_request_info *ri, int timeout_ms)
 {
     if (timeout_ms <= 0 || ri == NULL) return NULL;
-    gate_body_deadline *d = calloc(1, sizeof *d);
+    pthread_once(&once, start_watchdog);
+    if (!started) return NULL;
+    size_t n = strlen(ri->remote_addr);
+    gate_body_deadline *d = n < INET6_ADDRSTRLEN ? calloc(1, sizeof *d) : NULL;
     if (d == NULL) return NULL;
-    pthread_mutex_init(&d->mu, NULL);
-    d->refs = 2;
-    d->reading = 1;
     d->port = ri->remote_port;
     d->local_port = ri->server_port;
-    size_t n = strlen(ri->remote_addr);
-    if (n >= sizeof d->addr) goto fail;
     memcpy(d->addr, ri->remote_addr, n + 1);
-    struct sigevent sev;
-    memset(&sev, 0, sizeof sev);
-    sev.sigev_notify = SIGEV_THREAD;
-    sev.sigev_notify_function = on_deadline;
-    sev.sigev_value.sival_ptr = d;
-    if (timer_create(CLOCK_MONOTONIC, &sev, &d->timer) != 0) goto fail;
-    struct itimerspec its = {
-        .it_value = {.tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L}};
-    if (timer_settime(d->timer, 0, &its, NULL) != 0) {
-        timer_delete(d->timer);
-        goto fail;
-    }
+    d->due_ms = mono_ms() + timeout_ms;
+    pthread_mutex_lock(&mu);
+    d->next = head;
+    if (head) head->prev = d;
+    head = d;
+    if (d->due_ms < planned_ms) pthread_cond_signal(&wake);
+    pthread_mutex_unlock(&mu);
     return d;
-fail:
-    pthread_mutex_destroy(&d->mu);
-    free(d);
-    return NULL;
 }
 
 int gate_body_deadline_end(gate_body_deadline *d)
 {
     if (d == NULL) return 0;
-    pthread_mutex_lock(&d->mu);
-    d->reading = 0;
+    pthread_mutex_lock(&mu);
+    while (d->busy)
+        pthread_cond_wait(&done, &mu);
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        head = d->next;
+    if (d->next) d->next->prev = d->prev;
     int fired = d->fired;
-    pthread_mutex_unlock(&d->mu);
-    struct itimerspec zero, old;
-    memset(&zero, 0, sizeof zero);
-    memset(&old, 0, sizeof old);
-    int pending = timer_settime(d->timer, 0, &zero, &old) == 0 &&
-                  (old.it_value.tv_sec != 0 || old.it_value.tv_nsec != 0);
-    timer_delete(d->timer);
-    unref(d, pending ? 2 : 1); /* pending: the callback will never run */
+    pthread_mutex_unlock(&mu);
+    free(d);
     return fired;
 }
