@@ -10,7 +10,8 @@ void dg_buf_init(dg_buf *b, size_t max)
     b->max = max;
 }
 
-int dg_buf_add(dg_buf *b, const void *s, size_t n)
+/* Makes room for n more bytes and the NUL. Returns 0, or -1 (and sets cut or oom). */
+static int grow(dg_buf *b, size_t n)
 {
     if (b->oom || b->cut) return -1;
     if (b->max && (b->len > b->max || n > b->max - b->len)) {
@@ -34,6 +35,19 @@ int dg_buf_add(dg_buf *b, const void *s, size_t n)
         b->p = np;
         b->cap = cap;
     }
+    return 0;
+}
+
+int dg_buf_reserve(dg_buf *b, size_t n)
+{
+    if (grow(b, n)) return -1;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int dg_buf_add(dg_buf *b, const void *s, size_t n)
+{
+    if (grow(b, n)) return -1;
     if (n) memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
@@ -84,6 +98,11 @@ int dg_buf_json_str(dg_buf *b, const char *s)
     if (dg_buf_add(b, "\"", 1)) return -1;
     for (size_t i = 0; i < n;) {
         unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') { /* the common case */
+            run++;
+            i++;
+            continue;
+        }
         size_t k = c >= 0x20 && c != '"' && c != '\\' ? utf8_len(p + i, n - i) : 0;
         if (k > 0) {
             run += k;

@@ -19,6 +19,9 @@ typedef struct {
 void dg_buf_init(dg_buf *b, size_t max);
 /* Appends n bytes of s. Returns 0, or -1 (and sets cut or oom). */
 int dg_buf_add(dg_buf *b, const void *s, size_t n);
+/* Makes room for n more bytes, so that appends up to that length do not allocate. Same
+ * return. */
+int dg_buf_reserve(dg_buf *b, size_t n);
 /* Appends a NUL-terminated string. Same return. */
 int dg_buf_str(dg_buf *b, const char *s);
 /* Appends s as a JSON string literal, quotes included: `"` and `\` escaped, control

@@ -291,6 +291,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
     dg_buf text;
     decision_spans sp;
     dg_buf_init(&text, 0);
+    dg_buf_reserve(&text, 2048); /* a decision's usual size: one allocation */
     put_decision(&text, &sp, id, t0, c, ev, &d, &facts, adapter, latency_us / 1000);
     if (dg_buf_failed(&text)) {
         dg_buf_free(&text);

@@ -32,6 +32,30 @@ static void test_grows_and_terminates(void **state)
     assert_int_equal(b.len, 0);
 }
 
+static void test_reserve_makes_room_once(void **state)
+{
+    (void)state;
+    dg_buf b;
+    dg_buf_init(&b, 0);
+    assert_int_equal(dg_buf_reserve(&b, 1000), 0);
+    assert_string_equal(b.p, ""); /* a string already, empty */
+    assert_true(b.cap > 1000);
+    char *before = b.p;
+    char piece[100];
+    memset(piece, 'b', sizeof piece);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(dg_buf_add(&b, piece, sizeof piece), 0);
+    assert_ptr_equal(b.p, before); /* no allocation within the reserved room */
+    assert_int_equal(b.len, 1000);
+    dg_buf_free(&b);
+    /* reserving past the bound fails, sticky, like an append */
+    dg_buf_init(&b, 8);
+    assert_int_equal(dg_buf_reserve(&b, 9), -1);
+    assert_true(b.cut);
+    assert_int_equal(dg_buf_str(&b, "x"), -1);
+    dg_buf_free(&b);
+}
+
 static void test_bound_is_exact_and_sticky(void **state)
 {
     (void)state;
@@ -91,6 +115,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grows_and_terminates),
+        cmocka_unit_test(test_reserve_makes_room_once),
         cmocka_unit_test(test_json_str_escaping),
         cmocka_unit_test(test_bound_is_exact_and_sticky),
         cmocka_unit_test(test_embedded_nul),
