@@ -214,6 +214,17 @@ static int idempotent_replay(gate_ctx *g, const dg_event *ev, const char *adapte
     return 0;
 }
 
+/* Reads the deal's state from the log into f. Returns 1, or 0 with res filled (503). */
+static int read_deal_state(gate_ctx *g, const dg_event *ev, dg_facts *f, gate_result *res)
+{
+    dg_err rc =
+        dlog_deal_state(g->log, ev->opp_id, &f->last_stage, &f->last_stage_raw, &f->retry_since);
+    if (rc == DG_OK || rc == DG_ENOTFOUND) return 1;
+    result_error(res, 503, "log_unavailable", "the decision log cannot be read");
+    res->retry_after_s = 5;
+    return 0;
+}
+
 void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapter,
                  const char *body_hash, int dedupe_window_s, gate_result *res)
 {
@@ -232,14 +243,15 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
     memset(res, 0, sizeof *res);
     if (idempotent_replay(g, ev, adapter, body_hash, dedupe_window_s, res)) return;
 
+    /* the deal's state in the log, read only when the rules need it: its last stage when the
+     * event does not say where the move comes from, its retry start when a look-up failed
+     * under a retry policy (below) */
+    int have_state = 0;
+    if (g->log && rules_needs_last_stage(c, ev)) {
+        if (!read_deal_state(g, ev, &facts, res)) goto done;
+        have_state = 1;
+    }
     if (g->log) {
-        dg_err rc = dlog_deal_state(g->log, ev->opp_id, &facts.last_stage, &facts.last_stage_raw,
-                                    &facts.retry_since);
-        if (rc != DG_OK && rc != DG_ENOTFOUND) {
-            result_error(res, 503, "log_unavailable", "the decision log cannot be read");
-            res->retry_after_s = 5;
-            goto done;
-        }
         /* deal-desk overrides live now; the rules judge expiry by the same `now` */
         if (dlog_overrides_live(g->log, ev->opp_id, t0, &facts.overrides, &facts.noverrides) !=
             DG_OK) {
@@ -257,6 +269,9 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
         result_error(res, 503, "overloaded", "out of memory");
         goto done;
     }
+    if (g->log && !have_state && rules_needs_retry_since(c, &facts, clouds, nclouds) &&
+        !read_deal_state(g, ev, &facts, res))
+        goto done;
     dg_err rc = rules_decide(c, ev, &facts, t0 / 1000, &d, err, sizeof err);
     if (rc == DG_EINVAL) {
         result_error(res, 422, "invalid_field", err);

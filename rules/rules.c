@@ -317,6 +317,28 @@ static int rule_applies(const move *m, const cfg_rule *r)
     return 0;
 }
 
+int rules_needs_last_stage(const struct cfg *c, const dg_event *e)
+{
+    if (!c || !e) return 1;
+    const cfg_pipeline *p = find_pipeline(c, e->pipeline);
+    if (!p) return 0; /* rules_decide refuses the unknown pipeline */
+    return is_empty(e->from_stage) || cfg_stage_index(p, e->from_stage) < 0;
+}
+
+int rules_needs_retry_since(const struct cfg *c, const dg_facts *f, const char *const *clouds,
+                            size_t nclouds)
+{
+    int retry = 0;
+    for (size_t i = 0; c && i < c->nrules && !retry; i++)
+        retry = c->rules[i].on_lookup_error == CFG_LOOKUP_RETRY;
+    if (!retry) return 0;
+    for (size_t i = 0; i < nclouds; i++) {
+        const dg_reg_fact *fact = f ? find_fact(f, clouds[i]) : NULL;
+        if (!fact || fact->lookup == DG_LOOKUP_FAILED) return 1;
+    }
+    return 0;
+}
+
 dg_err rules_lookup_clouds(const struct cfg *c, const dg_event *e, const char *last_stage,
                            const char ***clouds, size_t *n)
 {

@@ -20,6 +20,17 @@
 dg_err rules_lookup_clouds(const struct cfg *c, const dg_event *e, const char *last_stage,
                            const char ***clouds, size_t *n);
 
+/* 1 when deciding e needs the deal's last stage from the log: the event's from_stage is
+ * missing or is no stage of its pipeline. 0 when the event alone says where the move comes
+ * from (then rules_lookup_clouds and rules_decide ignore the last stage and its raw value). */
+int rules_needs_last_stage(const struct cfg *c, const dg_event *e);
+
+/* 1 when deciding needs facts->retry_since: a rule has on_lookup_error = retry and the
+ * look-up of one of the clouds (as rules_lookup_clouds named them) failed or reported
+ * nothing. Otherwise rules_decide never reads it. */
+int rules_needs_retry_since(const struct cfg *c, const dg_facts *f, const char *const *clouds,
+                            size_t nclouds);
+
 /* Decides the move described by e. facts->regs holds one fact per cloud that
  * rules_lookup_clouds named (a cloud without a fact counts as a failed look-up).
  * `now` is unix seconds. Fills *out (caller frees with dg_decision_free()).

@@ -595,6 +595,77 @@ static void test_lookup_failed_allow(void **state)
     fx_free(&x);
 }
 
+/* The log is read only when the rules need it: when rules_needs_last_stage says no, the
+ * deal's history changes nothing; when rules_needs_retry_since says no, neither does the
+ * retry start. */
+static void test_history_read_only_when_needed(void **state)
+{
+    (void)state;
+    struct cfg *c = load_demo("");
+    const struct {
+        const char *pipeline, *from, *to;
+        int needs;
+    } moves[] = {
+        {NULL, "Qualification", "Demo", 0},
+        {NULL, "qualifiedtobuy", "presentationscheduled", 0}, /* aliases resolve */
+        {NULL, "QUALIFICATION", "Demo", 0},                   /* case-insensitive */
+        {NULL, "Closed Lost", "Demo", 0},                     /* a lost stage is a stage */
+        {NULL, NULL, "Demo", 1},                              /* no from stage */
+        {NULL, "", "Demo", 1},
+        {NULL, "Somewhere Else", "Demo", 1}, /* not a stage of the pipeline */
+        {"partner", "Qualified", "Demo", 0},
+        {"partner", "Qualification", "Demo", 1}, /* a stage of another pipeline only */
+        {"no-such-pipeline", NULL, "Demo", 0},   /* refused whatever the log says */
+    };
+    for (size_t i = 0; i < sizeof moves / sizeof moves[0]; i++) {
+        dg_event e;
+        ev(&e, moves[i].from, moves[i].to, "aws", NULL);
+        e.pipeline = xstrdup(moves[i].pipeline);
+        if (rules_needs_last_stage(c, &e) != moves[i].needs) fail_msg("move %zu", i);
+        if (!moves[i].needs && moves[i].pipeline == NULL) {
+            /* the same decision with and without a history that says otherwise */
+            dg_facts bare = {0}, hist = {0};
+            history(&hist, "Proposal", "proposal_raw");
+            dg_decision a, b;
+            decide(c, &e, &bare, NOW, &a);
+            decide(c, &e, &hist, NOW, &b);
+            assert_int_equal(a.outcome, b.outcome);
+            assert_string_equal(a.message, b.message);
+            if (a.revert_to || b.revert_to) {
+                assert_string_equal(a.revert_to, b.revert_to);
+                assert_string_equal(a.revert_to_raw, b.revert_to_raw);
+            }
+            dg_decision_free(&a);
+            dg_decision_free(&b);
+            dg_facts_free(&bare);
+            dg_facts_free(&hist);
+        }
+        dg_event_free(&e);
+    }
+    cfg_free(c);
+
+    /* retry_since matters only under a retry policy, for a look-up that failed */
+    struct cfg *block = load_demo("");
+    struct cfg *retry = load_demo("on_lookup_error = retry\nretry_window_s = 900\n");
+    const char *aws[] = {"aws"}, *two[] = {"aws", "azure"};
+    dg_facts ok = {0}, bad = {0}, half = {0};
+    fact(&ok, "aws", DG_LOOKUP_FOUND, "O123", "Approved", NULL);
+    failed(&bad, "aws", "O123", "ThrottlingException", 1);
+    fact(&half, "AWS", DG_LOOKUP_FOUND, "O123", "Approved", NULL); /* keys match any case */
+    assert_int_equal(rules_needs_retry_since(retry, &ok, aws, 1), 0);
+    assert_int_equal(rules_needs_retry_since(retry, &bad, aws, 1), 1);
+    assert_int_equal(rules_needs_retry_since(retry, &half, aws, 1), 0);
+    assert_int_equal(rules_needs_retry_since(retry, &half, two, 2), 1); /* azure: no result */
+    assert_int_equal(rules_needs_retry_since(retry, &bad, aws, 0), 0);  /* nothing looked up */
+    assert_int_equal(rules_needs_retry_since(block, &bad, aws, 1), 0);
+    assert_int_equal(rules_needs_retry_since(block, &half, two, 2), 0);
+    dg_facts_free(&ok);
+    dg_facts_free(&bad);
+    dg_facts_free(&half);
+    cfg_free(block);
+    cfg_free(retry);
+}
+
 static void test_lookup_failed_retry_window(void **state)
 {
     (void)state;
@@ -1690,6 +1761,7 @@ int main(void)
         cmocka_unit_test(test_skipped),
         cmocka_unit_test(test_lookup_failed_block),
         cmocka_unit_test(test_lookup_failed_allow),
+        cmocka_unit_test(test_history_read_only_when_needed),
         cmocka_unit_test(test_lookup_failed_retry_window),
         cmocka_unit_test(test_retry_short_window),
         cmocka_unit_test(test_retry_and_block_across_clouds),
