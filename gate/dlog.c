@@ -46,12 +46,12 @@
 #define DLOG_DAYLEN 48 /* room for any int fields, to please -Wformat */
 #define DLOG_TIMELEN 96
 #define DLOG_TIME_MAX INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
-#define DLOG_CKPT_FRAMES 4000 /* WAL frames that start a checkpoint (16 MiB of 4 KiB pages) */
-#define DLOG_CKPT_WAIT_MS 50  /* the RESTART checkpoint waits this long for the WAL's users */
-#define DLOG_BLOOM_MIN 524288 /* keys a Bloom filter is sized for at least (1 MiB of bits) */
-#define DLOG_BLOOM_BITS 10    /* bits per key it is sized for, and ... */
-#define DLOG_BLOOM_K 7        /* ... probes per key: about 1 % false "maybe" when full */
-#define DLOG_BLOOM_OVERFILL 3 /* past cap x this, a filter turns off */
+#define DLOG_CKPT_FRAMES 16000 /* WAL frames that start a checkpoint (64 MiB of 4 KiB pages) */
+#define DLOG_CKPT_WAIT_MS 50   /* the RESTART checkpoint waits this long for the WAL's users */
+#define DLOG_BLOOM_MIN 524288  /* keys a Bloom filter is sized for at least (1 MiB of bits) */
+#define DLOG_BLOOM_BITS 10     /* bits per key it is sized for, and ... */
+#define DLOG_BLOOM_K 7         /* ... probes per key: about 1 % false "maybe" when full */
+#define DLOG_BLOOM_OVERFILL 3  /* past cap x this, a filter turns off */
 
 /* ---- schema ------------------------------------------------------------------------------ */
 
@@ -1723,7 +1723,7 @@ static dg_err open_writer(dlog *l, char *err, size_t errlen)
      * journals (savepoints) off the disk. */
     if (exec_sql(l->wdb,
                  "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
-                 " PRAGMA journal_size_limit=67108864",
+                 " PRAGMA journal_size_limit=75497472",
                  "setup", err, errlen) != DG_OK)
         return DG_EDB;
     if (migrate(l->wdb, err, errlen) != DG_OK) return DG_EDB;

@@ -488,6 +488,36 @@ static void test_find_recent_body(void **state)
     assert_int_equal(dlog_find_recent_body(f->l, "006Y", "h1", 0, &json), DG_ENOTFOUND);
 }
 
+/* The checkpointer copies the WAL back and starts it over: however much is written, the WAL
+ * stays near DLOG_CKPT_FRAMES frames (16,000 of 4 KiB, about 66 MB). Without checkpoints this
+ * test's writes would leave a WAL of well over 100 MB. */
+static void test_wal_is_checkpointed_and_started_over(void **state)
+{
+    fixture *f = *state;
+    static char json[3000];
+    char wal[128];
+    snprintf(wal, sizeof wal, "%s/dealgate.db-wal", f->dir);
+    off_t peak = 0;
+    for (int n = 1; n <= 6000; n++) {
+        tdec t;
+        char opp[32], id[40];
+        snprintf(opp, sizeof opp, "006C%08d", n * 7919 % 100003); /* deals all over the tree */
+        tdec_init(&t, n, opp, n % 3 ? "allow" : "block", DAY0_MS + n);
+        snprintf(id, sizeof id, "%s", t.id);
+        int k = snprintf(json, sizeof json, "{\"decision_id\":\"%s\",\"pad\":\"", id);
+        memset(json + k, 'x', sizeof json - (size_t)k - 3);
+        memcpy(json + sizeof json - 3, "\"}", 3);
+        t.d.decision_json = json;
+        assert_int_equal(append(f->l, &t), DG_OK);
+        struct stat sb;
+        if (stat(wal, &sb) == 0 && sb.st_size > peak) peak = sb.st_size;
+    }
+    print_message("6000 decisions: WAL peak %lld bytes\n", (long long)peak);
+    assert_true(peak > 0);
+    assert_true(peak < 90LL * 1024 * 1024);
+    assert_int_equal(sql_int(f->dir, "SELECT count(*) FROM decisions"), 6000);
+}
+
 static void test_deal_state_and_stage_raw(void **state)
 {
     fixture *f = *state;
@@ -1251,6 +1281,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_finds_keys, setup, dlog_fixture_close),
         cmocka_unit_test_setup_teardown(test_find_recent_body, setup, dlog_fixture_close),
         cmocka_unit_test_setup_teardown(test_deal_state_and_stage_raw, setup, dlog_fixture_close),
+        cmocka_unit_test_setup_teardown(test_wal_is_checkpointed_and_started_over, setup,
+                                        dlog_fixture_close),
         cmocka_unit_test_setup_teardown(test_won_lost_and_daily, setup, dlog_fixture_close),
         cmocka_unit_test_setup_teardown(test_retry_since, setup, dlog_fixture_close),
         cmocka_unit_test_setup_teardown(test_query, setup, dlog_fixture_close),
