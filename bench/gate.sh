@@ -19,25 +19,7 @@ cmake --build build -j2 --target dealgate bare_server >/dev/null
 work=$(mktemp -d /tmp/dgbench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 P1=$(bench_free_port); P2=$(bench_free_port)
-cat > "$work/registrations.csv" <<CSV
-cloud,registration_id,crm_opportunity_id,status,created_at,origin
-aws,O1000001,,Approved,2026-10-01T09:00:00Z,partner
-CSV
-export DG_BENCH_TOKEN=bench-token-0123456789abcdef
-cat > "$work/bench.ini" <<INI
-[server]
-listen = 127.0.0.1:$P1
-threads = $THREADS
-data_dir = $work/var
-[auth]
-webhook_tokens = \${DG_BENCH_TOKEN}
-reader_tokens = reader-token-0123456789
-$(bench_pipeline_ini)
-[cloud:aws]
-name = AWS ACE
-connector = file
-path = $work/registrations.csv
-INI
+bench_gate_setup "$work" "$P1" "$THREADS"
 ./build/dealgate serve -c "$work/bench.ini" 2>"$work/dealgate.log" &
 DG_PID=$!
 ./build/bench/bare_server "$P2" "$THREADS" &
@@ -60,23 +42,13 @@ for r in $(seq "$ROUNDS"); do
 done
 rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$DG_PID/status)
 rows=$(sqlite3 "$work/var/dealgate.db" 'select count(*) from decisions' 2>/dev/null || echo '?')
-# Where dealgate's CPU went, per decision: the request threads (civetweb-worker) and the
-# log's writer, syncer and checkpointer (threads are named; see top -H).
-tick=$(getconf CLK_TCK)
-cpu_of() { # thread-name regex -> CPU seconds (user + system) of those threads
-  for t in /proc/$DG_PID/task/*; do
-    name=$(cat "$t/comm" 2>/dev/null) || continue
-    [[ $name =~ $1 ]] && awk -v k="$tick" '{sub(/^.*\) /, ""); print ($12 + $13) / k}' "$t/stat"
-  done | awk '{s += $1} END {printf "%.2f", s}'
-}
-per_decision() { awk -v s="$1" -v n="$rows" 'BEGIN {if (n > 0) printf "%.0f", s * 1e6 / n; else print "?"}'; }
 echo "--- medians over $ROUNDS rounds of ${DUR}s, $CONNS connections, $THREADS server threads"
 echo "bare civetweb:   $(cut -d' ' -f1 "$work/bare" | bench_median) req/s, p99 $(cut -d' ' -f2 "$work/bare" | bench_median) ms"
 echo "dealgate:        $(cut -d' ' -f1 "$work/dg" | bench_median) req/s, p99 $(cut -d' ' -f2 "$work/dg" | bench_median) ms"
 echo "ratio:           $(bench_median < "$work/ratio")   (target >= 0.6)"
 echo "dealgate peak RSS: $((rss_kb / 1024)) MB ($rss_kb kB)   (target <= 32 MB)"
 echo "decisions committed to the log: $rows"
-echo "dealgate CPU per decision (us): request threads $(per_decision "$(cpu_of '^civetweb-worker$')")," \
-  "log writer $(per_decision "$(cpu_of '^dg-log-writer$')"), syncer $(per_decision "$(cpu_of '^dg-log-syncer$')")," \
-  "checkpointer $(per_decision "$(cpu_of '^dg-log-ckpt$')"), all $(per_decision "$(cpu_of '.')")"
+# where dealgate's CPU went, per decision: request threads and the log's writer, syncer and
+# checkpointer (threads are named; see top -H)
+echo "dealgate CPU per decision (us): $(bench_cpu_split "$DG_PID" "$rows")"
 kill -TERM $DG_PID $BARE_PID; wait $DG_PID 2>/dev/null || true

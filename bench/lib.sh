@@ -33,3 +33,51 @@ stage = Demo
 accept.aws = Submitted, In review, Approved
 INI
 }
+
+# bench_gate_setup DIR PORT THREADS: writes DIR/bench.ini (and the registrations file it
+# names) for POST /v1/gate/stage benchmarks: the file connector, the durable log in DIR/var,
+# bearer auth with $DG_BENCH_TOKEN (exported here), the registration rule on Demo.
+bench_gate_setup() {
+  export DG_BENCH_TOKEN=bench-token-0123456789abcdef
+  cat > "$1/registrations.csv" <<CSV
+cloud,registration_id,crm_opportunity_id,status,created_at,origin
+aws,O1000001,,Approved,2026-10-01T09:00:00Z,partner
+CSV
+  cat > "$1/bench.ini" <<INI
+[server]
+listen = 127.0.0.1:$2
+threads = $3
+data_dir = $1/var
+[auth]
+webhook_tokens = \${DG_BENCH_TOKEN}
+reader_tokens = reader-token-0123456789
+$(bench_pipeline_ini)
+[cloud:aws]
+name = AWS ACE
+connector = file
+path = $1/registrations.csv
+INI
+}
+
+# bench_thread_cpu PID REGEX: CPU seconds (user + system) of PID's threads whose name
+# matches REGEX (dealgate names its threads; see top -H).
+bench_thread_cpu() {
+  local tick t name
+  tick=$(getconf CLK_TCK)
+  for t in /proc/"$1"/task/*; do
+    name=$(cat "$t/comm" 2>/dev/null) || continue
+    [[ $name =~ $2 ]] && awk -v k="$tick" '{sub(/^.*\) /, ""); print ($12 + $13) / k}' "$t/stat"
+  done | awk '{s += $1} END {printf "%.2f", s}'
+}
+
+# bench_cpu_split PID DECISIONS: dealgate's CPU per decision (us) by thread group.
+bench_cpu_split() {
+  local g out=""
+  for g in '^civetweb-worker$' '^dg-log-writer$' '^dg-log-syncer$' '^dg-log-ckpt$' '.'; do
+    out="$out $(bench_thread_cpu "$1" "$g")"
+  done
+  echo "$out" | awk -v n="$2" '{if (n <= 0) {print "?"; exit}
+    printf "request threads %.0f, log writer %.0f, syncer %.0f, checkpointer %.0f, all %.0f\n",
+      $1*1e6/n, $2*1e6/n, $3*1e6/n, $4*1e6/n, $5*1e6/n}'
+}
+
