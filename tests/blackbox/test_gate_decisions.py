@@ -123,7 +123,7 @@ def test_missing_from_stage_uses_history_then_fails_closed():
 def test_every_decision_is_readable_from_the_log():
     st, d, _ = svc.gate(event("OPP-READ", regs={"aws": "O1000002"}))
     st2, got, _ = svc.get("/v1/decisions/" + d["decision_id"])
-    assert st2 == 200 and got["decision_id"] == d["decision_id"]
+    assert st2 == 200 and got == d  # the answer is the logged decision, whole
     assert got["outcome"] == "block" and got["opportunity_id"] == "OPP-READ"
     st3, page, _ = svc.get("/v1/decisions?opportunity=OPP-READ")
     assert st3 == 200 and [x["decision_id"] for x in page["decisions"]] == [d["decision_id"]]

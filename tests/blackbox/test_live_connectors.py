@@ -88,6 +88,10 @@ def test_lookup_failure_block_policy():
         st, d, _ = svc.gate(event("006A0000001", regs={"aws": "O2000001"}))
         assert st == 200 and codes(d) == ["registration_unverifiable"], d
         assert d["registrations"][0]["lookup"] == "failed"
+        err = d["registrations"][0]["error"]  # one line naming what failed
+        assert err and "\n" not in err, d
+        st, logged, _ = svc.get("/v1/decisions/" + d["decision_id"])
+        assert st == 200 and logged == d
     finally:
         svc.stop()
 
