@@ -330,8 +330,10 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
         if (!clouds_t) dg_buf_free(&cl);
         /* the CRM write-back this block calls for is queued with the decision, atomically */
         dg_err wrc = DG_OK;
-        if (d.outcome == DG_OUTCOME_BLOCK && gate_writeback_enabled(c, adapter))
-            wrc = gate_writeback_payload(c, adapter, gate_result_tree(res), &wb_payload);
+        if (d.outcome == DG_OUTCOME_BLOCK && gate_writeback_enabled(c, adapter)) {
+            const cJSON *tree = gate_result_tree(res);
+            wrc = tree ? gate_writeback_payload(c, adapter, tree, &wb_payload) : DG_ENOMEM;
+        }
         if (!reasons_t || !warnings_t || !regs_t || !clouds_t || wrc != DG_OK) {
             gate_result_free(res);
             result_error(res, 503, "overloaded", "out of memory");
