@@ -177,6 +177,7 @@ static char *span_dup(const dg_buf *b, const size_t span[2])
     return strndup(b->p + span[0], span[1] - span[0]);
 }
 
+/* Looks for a logged decision for this event; 1 when res is filled (replay or conflict). */
 static int idempotent_replay(gate_ctx *g, const dg_event *ev, const char *adapter,
                              const char *body_hash, int dedupe_window_s, gate_result *res)
 {
@@ -297,9 +298,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
             d.revert_to_raw = raw;
         }
     }
-    char id[40];
-    gate_new_id("dg_", id, sizeof id);
-    snprintf(res->id, sizeof res->id, "%s", id);
+    gate_new_id("dg_", res->id, sizeof res->id);
     clock_gettime(CLOCK_MONOTONIC, &m1);
     int64_t latency_us =
         (int64_t)(m1.tv_sec - m0.tv_sec) * 1000000 + (m1.tv_nsec - m0.tv_nsec) / 1000;
@@ -307,7 +306,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
     decision_spans sp;
     dg_buf_init(&text, 0);
     dg_buf_reserve(&text, 2048); /* a decision's usual size: one allocation */
-    put_decision(&text, &sp, id, t0, c, ev, &d, &facts, adapter, latency_us / 1000);
+    put_decision(&text, &sp, res->id, t0, c, ev, &d, &facts, adapter, latency_us / 1000);
     if (dg_buf_failed(&text)) {
         dg_buf_free(&text);
         result_error(res, 503, "overloaded", "out of memory");
@@ -346,7 +345,7 @@ void gate_decide(gate_ctx *g, gate_rt *rt, const dg_event *ev, const char *adapt
         for (size_t i = 0; p && d.to_stage && i < p->lost.n; i++)
             lost |= strcmp(p->lost.v[i], d.to_stage) == 0;
         dlog_decision row = {
-            .id = id,
+            .id = res->id,
             .time_ms = t0,
             .adapter = adapter,
             .event_id = ev->event_id,

@@ -57,8 +57,7 @@ dg_err gate_writeback_payload(const struct cfg *c, const char *crm, const cJSON 
                               char **payload)
 {
     *payload = NULL;
-    int idx = crm ? crm_index(crm) : -1;
-    if (!c || idx < 0 || !crm_enabled(c, idx) || !decision) return DG_OK;
+    if (!gate_writeback_enabled(c, crm) || !decision) return DG_OK;
     const cJSON *outcome = cJSON_GetObjectItemCaseSensitive(decision, "outcome");
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(decision, "mode");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(decision, "decision_id");
