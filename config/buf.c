@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/utf8.h"
+
 void dg_buf_init(dg_buf *b, size_t max)
 {
     memset(b, 0, sizeof *b);
@@ -65,28 +67,6 @@ void dg_buf_free(dg_buf *b)
     dg_buf_init(b, b->max);
 }
 
-/* Length of a valid UTF-8 sequence at s (n bytes left), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
-        if (c == 0xED && s[1] > 0x9F) return 0; /* surrogate */
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xF0 && s[1] < 0x90) return 0;
-        if (c == 0xF4 && s[1] > 0x8F) return 0;
-        return 4;
-    }
-    return 0;
-}
-
 int dg_buf_json_str(dg_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -103,7 +83,7 @@ int dg_buf_json_str(dg_buf *b, const char *s)
             i++;
             continue;
         }
-        size_t k = c >= 0x20 && c != '"' && c != '\\' ? utf8_len(p + i, n - i) : 0;
+        size_t k = c >= 0x20 && c != '"' && c != '\\' ? dg_utf8_seq(p + i, n - i) : 0;
         if (k > 0) {
             run += k;
             i += k;

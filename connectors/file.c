@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/utf8.h"
 #include "connectors/backends.h"
 #include "connectors/http.h"
 #include "connectors/parse.h"
@@ -150,7 +151,7 @@ static int no_controls(const char *s)
 
 static int utf8(const char *s)
 {
-    return s == NULL || conn_utf8_valid(s, strlen(s));
+    return s == NULL || dg_utf8_valid(s, strlen(s));
 }
 
 static void on_field(void *s, size_t len, void *data)

@@ -20,6 +20,8 @@
 
 #include <curl/curl.h>
 
+#include "config/utf8.h"
+
 #define POOL_MAX 8
 
 struct conn_http_client {
@@ -578,37 +580,6 @@ out:
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
-int conn_utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i], cp, k;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            k = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            k = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            k = 3, cp = c & 0x07;
-        else
-            return 0;
-        if (n - i <= k) return 0;
-        for (unsigned j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 int conn_id_chars(const char *id, const char *punct, size_t max)
 {
     size_t n = 0;
@@ -632,7 +603,7 @@ int conn_json_str(const cJSON *o, const char *name, size_t max, char **out)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)it->valuestring[i] < 0x20 || it->valuestring[i] == 0x7f) return -1;
     /* cJSON checks no encoding; what is kept ends up in decision JSON and the log */
-    if (!conn_utf8_valid(it->valuestring, n)) return -1;
+    if (!dg_utf8_valid(it->valuestring, n)) return -1;
     if (n == 0) return 0;
     *out = strdup(it->valuestring);
     return *out ? 0 : -1;

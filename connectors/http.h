@@ -119,9 +119,6 @@ int conn_json_str(const cJSON *o, const char *name, size_t max, char **out);
  * for NULL). For checking an upstream's id syntax before it goes into a URL. */
 int conn_id_chars(const char *id, const char *punct, size_t max);
 
-/* Returns 1 if s[0..n) is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). */
-int conn_utf8_valid(const char *s, size_t n);
-
 /* Frees *slot and stores s there, taking ownership of s (which may be NULL). For filling
  * dg_reg_fact fields that may already hold a value. */
 void conn_set_str(char **slot, char *s);

@@ -15,39 +15,11 @@
 
 #include "config/money.h"
 #include "config/sha256.h"
+#include "config/utf8.h"
 #include "gate/gate.h"
 #include <stdio.h>
 
 #define JSON_MAX_DEPTH 64
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-    return len;
-}
 
 static int hexval(unsigned char c)
 {
@@ -122,7 +94,7 @@ static dg_err json_prescan(const char *body, size_t len, char *err, size_t errle
                 }
                 i++;
             } else if (c >= 0x80) {
-                size_t n = utf8_seq(s + i, len - i);
+                size_t n = dg_utf8_seq(s + i, len - i);
                 if (n == 0) return dg_errf(err, errlen, DG_EINVAL, "invalid UTF-8 at byte %zu", i);
                 i += n - 1;
             }
