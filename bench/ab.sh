@@ -22,16 +22,15 @@ work=$(mktemp -d /tmp/dgab.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 run() { # binary -> "rps p99_ms rss_kb cpu_per_decision_us", on a fresh log
-  local dir port pid out rps p99 rss rows
+  local dir port pid rps p99 rss rows
   dir=$(mktemp -d "$work/run.XXXXXX")
   port=$(bench_free_port)
   bench_gate_setup "$dir" "$port" 64
   "$1" serve -c "$dir/bench.ini" 2>"$dir/dealgate.log" &
   pid=$!
   bench_wait_healthz "$port"
-  out=$(wrk -t2 -c64 -d"${DUR}s" --latency -s bench/gate.lua "http://127.0.0.1:$port" 2>&1)
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(echo "$out" | awk '/ 99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
+  read -r rps p99 _ < <(wrk -t2 -c64 -d"${DUR}s" --latency -s bench/gate.lua \
+    "http://127.0.0.1:$port" 2>&1 | bench_wrk_summary)
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   rows=$(sqlite3 "$dir/var/dealgate.db" 'select count(*) from decisions' 2>/dev/null || echo 0)
   echo "$rps $p99 $rss $(bench_cpu_split "$pid" "$rows")"

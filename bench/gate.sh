@@ -26,10 +26,8 @@ DG_PID=$!
 BARE_PID=$!
 for p in $P1 $P2; do bench_wait_healthz "$p"; done
 
-run_wrk() { # port -> "rps p99_ms"
-  wrk -t2 -c$CONNS -d"${DUR}s" --latency -s bench/gate.lua "http://127.0.0.1:$1" 2>&1 |
-    awk '/Requests\/sec/ {rps=$2} / 99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-         /Non-2xx/ {non2xx=$NF} END {printf "%s %s %s\n", rps, p99, (non2xx==""?0:non2xx)}'
+run_wrk() { # port -> "rps p99_ms non2xx"
+  wrk -t2 -c$CONNS -d"${DUR}s" --latency -s bench/gate.lua "http://127.0.0.1:$1" 2>&1 | bench_wrk_summary
 }
 
 : > "$work/dg"; : > "$work/bare"; : > "$work/ratio"
