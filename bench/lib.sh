@@ -81,8 +81,10 @@ bench_cpu_split() {
       $1*1e6/n, $2*1e6/n, $3*1e6/n, $4*1e6/n, $5*1e6/n}'
 }
 
-# bench_wrk_summary: reads `wrk --latency` output on stdin, prints "req/s p99_ms non2xx".
+# bench_wrk_summary: reads `wrk --latency` output on stdin, prints
+# "req/s p99_ms non2xx requests".
 bench_wrk_summary() {
   awk '/Requests\/sec/ {rps=$2} / 99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-       /Non-2xx/ {non2xx=$NF} END {printf "%s %s %s\n", rps, p99, (non2xx==""?0:non2xx)}'
+       /requests in/ {n=$1} /Non-2xx/ {non2xx=$NF}
+       END {printf "%s %s %s %s\n", rps, p99, (non2xx==""?0:non2xx), (n==""?0:n)}'
 }
