@@ -21,27 +21,9 @@ command -v wrk >/dev/null || scripts/deps.sh test
 work=$(mktemp -d /tmp/dgab.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-run() { # binary -> "rps p99_ms rss_kb cpu_per_decision_us", on a fresh log
-  local dir port pid rps p99 rss rows
-  dir=$(mktemp -d "$work/run.XXXXXX")
-  port=$(bench_free_port)
-  bench_gate_setup "$dir" "$port" 64
-  "$1" serve -c "$dir/bench.ini" 2>"$dir/dealgate.log" &
-  pid=$!
-  bench_wait_healthz "$port"
-  read -r rps p99 _ < <(wrk -t2 -c64 -d"${DUR}s" --latency -s bench/gate.lua \
-    "http://127.0.0.1:$port" 2>&1 | bench_wrk_summary)
-  rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  rows=$(sqlite3 "$dir/var/dealgate.db" 'select count(*) from decisions' 2>/dev/null || echo 0)
-  echo "$rps $p99 $rss $(bench_cpu_split "$pid" "$rows")"
-  kill -TERM "$pid"
-  wait "$pid" 2>/dev/null || true
-  rm -rf "$dir"
-}
-
 : > "$work/a"; : > "$work/b"; : > "$work/ratio"
 for r in $(seq "$ROUNDS"); do
-  ra=$(run "$A"); rb=$(run "$B")
+  ra=$(bench_gate_run "$work" "$A" "$DUR"); rb=$(bench_gate_run "$work" "$B" "$DUR")
   echo "$ra" >> "$work/a"; echo "$rb" >> "$work/b"
   awk -v a="${ra%% *}" -v b="${rb%% *}" 'BEGIN {printf "%.3f\n", b / a}' >> "$work/ratio"
   echo "round $r: A $ra"

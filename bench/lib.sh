@@ -88,3 +88,34 @@ bench_wrk_summary() {
        /requests in/ {n=$1} /Non-2xx/ {non2xx=$NF}
        END {printf "%s %s %s %s\n", rps, p99, (non2xx==""?0:non2xx), (n==""?0:n)}'
 }
+
+# bench_gate_run WORKDIR BINARY SECONDS [NAME=VALUE ...]: starts BINARY serve on a fresh log
+# under WORKDIR with bench_gate_setup's configuration (the NAME=VALUE pairs in its
+# environment), drives it with wrk for SECONDS as gate.sh does, stops it and prints
+# "req/s p99_ms peak_rss_kB requests CPU-split". With BENCH_PREP_SQL set, the service is
+# started once to create its schema and stopped, and the SQL run on the log before the
+# measured start.
+bench_gate_run() {
+  local dir port pid rps p99 req rss
+  dir=$(mktemp -d "$1/run.XXXXXX")
+  port=$(bench_free_port)
+  bench_gate_setup "$dir" "$port" 64
+  if [ -n "${BENCH_PREP_SQL:-}" ]; then
+    env "${@:4}" "$2" serve -c "$dir/bench.ini" 2>"$dir/prep.log" &
+    pid=$!
+    bench_wait_healthz "$port"
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+    sqlite3 "$dir/var/dealgate.db" "$BENCH_PREP_SQL"
+  fi
+  env "${@:4}" "$2" serve -c "$dir/bench.ini" 2>"$dir/dealgate.log" &
+  pid=$!
+  bench_wait_healthz "$port"
+  read -r rps p99 _ req < <(wrk -t2 -c64 -d"$3s" --latency -s bench/gate.lua \
+    "http://127.0.0.1:$port" 2>&1 | bench_wrk_summary)
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  echo "$rps $p99 $rss $req $(bench_cpu_split "$pid" "$req")"
+  kill -TERM "$pid"
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$dir"
+}
