@@ -511,7 +511,32 @@ struct dlog {
     pthread_mutex_t rmu; /* guards rc[].busy */
     pthread_cond_t rcv;
     struct rconn rc[DLOG_READERS];
+#ifdef DG_BENCH_LOG_STAGES
+    int stage; /* LOG_STAGE */
+#endif
 };
+
+/* How much of the log a decision goes through: all of it, except in a build for
+ * bench/ceiling.sh (cmake -DDG_BENCH_LOG_STAGES=ON, never a release build), where the
+ * environment's DG_BENCH_LOG picks "off" (dlog_append returns once its input is checked:
+ * nothing is queued, nothing is durable), "commit" (queued, and committed and synced in
+ * batches, but nothing is written) or "row" (its decisions row only: no deal state, KPI state
+ * or counters). Read once, in dlog_open. */
+enum { LOG_ALL, LOG_OFF, LOG_COMMIT, LOG_ROW };
+#ifdef DG_BENCH_LOG_STAGES
+static int log_stage_from_env(void)
+{
+    const char *s = getenv("DG_BENCH_LOG");
+    return s == NULL              ? LOG_ALL
+           : !strcmp(s, "off")    ? LOG_OFF
+           : !strcmp(s, "commit") ? LOG_COMMIT
+           : !strcmp(s, "row")    ? LOG_ROW
+                                  : -1;
+}
+#define LOG_STAGE(l) ((l)->stage)
+#else
+#define LOG_STAGE(l) LOG_ALL
+#endif
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -1198,6 +1223,7 @@ static dg_err apply_decision(dlog *l, struct req *r, int *wrote)
     sqlite3_stmt *st;
 
     *wrote = 0;
+    if (LOG_STAGE(l) == LOG_COMMIT) return DG_OK;
     st = l->wst[W_INS_DECISION];
     const char *txt[] = {d->id,
                          NULL,
@@ -1245,6 +1271,7 @@ static dg_err apply_decision(dlog *l, struct req *r, int *wrote)
     }
     *wrote = 1;
     if (d->event_id != NULL) bloom_add(&l->events, d->adapter, d->event_id);
+    if (LOG_STAGE(l) == LOG_ROW) return DG_OK;
 
     dlog_kpi_deal deal;
     char *deal_mem = NULL;
@@ -1927,6 +1954,12 @@ dg_err dlog_open(const char *data_dir, dlog **out, char *err, size_t errlen)
     atomic_init(&l->synced_seq, 0);
     atomic_init(&l->checkpoints, 0);
     l->wal_fd = -1;
+#ifdef DG_BENCH_LOG_STAGES
+    if ((l->stage = log_stage_from_env()) < 0) {
+        rc = dg_errf(err, errlen, DG_EINVAL, "DG_BENCH_LOG must be off, commit or row");
+        goto done;
+    }
+#endif
 
     if ((rc = make_dir(data_dir, err, errlen)) != DG_OK) goto done;
     size_t n = strlen(data_dir) + sizeof "/" DLOG_FILE;
@@ -2035,6 +2068,7 @@ dg_err dlog_append(dlog *l, const dlog_decision *d, char *err, size_t errlen)
         return dg_errf(err, errlen, DG_EINVAL,
                        "decision log: a write-back needs a crm (salesforce or hubspot) and a "
                        "payload");
+    if (LOG_STAGE(l) == LOG_OFF) return DG_OK;
     struct req *r = req_decision(d);
     if (r == NULL) return dg_errf(err, errlen, DG_ENOMEM, "out of memory");
     return submit(l, r, err, errlen);
