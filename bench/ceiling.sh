@@ -54,6 +54,9 @@ for r in $(seq "$ROUNDS"); do
     echo "round $r: $s $line"
   done
 done
+# every answer must have been a decision: a stage that fails requests is not measured
+non2xx=$(cat $(for s in $STAGES; do echo "$work/$s"; done) | awk '{s += $5} END {print s}')
+[ "$non2xx" = 0 ] || echo "WARNING: $non2xx answers were not 2xx; the rates above are not decisions"
 
 echo "--- medians over $ROUNDS rounds of ${DUR}s, 64 connections"
 printf '%-10s %9s %6s %8s  %s\n' stage req/s ratio p99_ms "CPU per decision (us)"
@@ -61,7 +64,7 @@ printf '%-10s %9s %6s %8s\n' bare "$(cut -d' ' -f1 "$work/bare" | bench_median)"
   "$(cut -d' ' -f2 "$work/bare" | bench_median)"
 for s in $STAGES; do
   # the CPU split of the run with the median req/s
-  split=$(sort -g "$work/$s" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)' | cut -d' ' -f5-)
+  split=$(sort -g "$work/$s" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)' | cut -d' ' -f6-)
   printf '%-10s %9s %6s %8s  %s\n' "$s" "$(cut -d' ' -f1 "$work/$s" | bench_median)" \
     "$(bench_median < "$work/$s.ratio")" "$(cut -d' ' -f2 "$work/$s" | bench_median)" "$split"
 done

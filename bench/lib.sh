@@ -92,11 +92,11 @@ bench_wrk_summary() {
 # bench_gate_run WORKDIR BINARY SECONDS [NAME=VALUE ...]: starts BINARY serve on a fresh log
 # under WORKDIR with bench_gate_setup's configuration (the NAME=VALUE pairs in its
 # environment), drives it with wrk for SECONDS as gate.sh does, stops it and prints
-# "req/s p99_ms peak_rss_kB requests CPU-split". With BENCH_PREP_SQL set, the service is
+# "req/s p99_ms peak_rss_kB requests non2xx CPU-split". With BENCH_PREP_SQL set, the service is
 # started once to create its schema and stopped, and the SQL run on the log before the
 # measured start.
 bench_gate_run() {
-  local dir port pid rps p99 req rss
+  local dir port pid rps p99 non2xx req rss
   dir=$(mktemp -d "$1/run.XXXXXX")
   port=$(bench_free_port)
   bench_gate_setup "$dir" "$port" 64
@@ -111,10 +111,10 @@ bench_gate_run() {
   env "${@:4}" "$2" serve -c "$dir/bench.ini" 2>"$dir/dealgate.log" &
   pid=$!
   bench_wait_healthz "$port"
-  read -r rps p99 _ req < <(wrk -t2 -c64 -d"$3s" --latency -s bench/gate.lua \
+  read -r rps p99 non2xx req < <(wrk -t2 -c64 -d"$3s" --latency -s bench/gate.lua \
     "http://127.0.0.1:$port" 2>&1 | bench_wrk_summary)
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  echo "$rps $p99 $rss $req $(bench_cpu_split "$pid" "$req")"
+  echo "$rps $p99 $rss $req $non2xx $(bench_cpu_split "$pid" "$req")"
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
   rm -rf "$dir"
