@@ -21,11 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
+
+#include "connectors/http.h" /* conn_now_ms and the CLOCK_MONOTONIC condition variable */
 
 struct gate_body_deadline {
     gate_body_deadline *prev, *next; /* in the watchdog's list (guarded by mu) */
-    int64_t due_ms;                  /* CLOCK_MONOTONIC */
+    int64_t due_ms;                  /* conn_now_ms() time */
     int busy;                        /* the watchdog is shutting the socket (guarded by mu) */
     int tried;                       /* it has tried (guarded by mu) */
     int fired;                       /* the socket was shut down for reading (guarded by mu) */
@@ -40,13 +41,6 @@ static gate_body_deadline *head; /* guarded by mu */
 static int64_t planned_ms;       /* when the watchdog wakes next (guarded by mu) */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int started; /* the watchdog runs (set once, under once) */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Port of a socket address, and its address as text (inet_ntop). Returns 0 or -1. */
 static int addr_of(const struct sockaddr_storage *ss, char *buf, size_t n, int *port)
@@ -103,7 +97,7 @@ static void *watchdog(void *arg)
     (void)arg;
     pthread_mutex_lock(&mu);
     for (;;) {
-        int64_t now = mono_ms(), next = now + 1000;
+        int64_t now = conn_now_ms(), next = now + 1000;
         gate_body_deadline *due = NULL;
         for (gate_body_deadline *d = head; d; d = d->next) {
             if (d->tried) continue;
@@ -125,21 +119,15 @@ static void *watchdog(void *arg)
             continue;
         }
         planned_ms = next;
-        struct timespec ts = {.tv_sec = (time_t)(next / 1000),
-                              .tv_nsec = (long)(next % 1000) * 1000000L};
-        pthread_cond_timedwait(&wake, &mu, &ts);
+        conn_cond_wait_until(&wake, &mu, next);
     }
     return NULL;
 }
 
 static void start_watchdog(void)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&wake, &ca);
+    if (conn_cond_init_monotonic(&wake) != 0) return; /* no watchdog: no deadlines */
     pthread_cond_init(&done, NULL);
-    pthread_condattr_destroy(&ca);
     pthread_attr_t at;
     pthread_t t;
     pthread_attr_init(&at);
@@ -162,7 +150,7 @@ gate_body_deadline *gate_body_deadline_start(const struct mg_request_info *ri, i
     d->port = ri->remote_port;
     d->local_port = ri->server_port;
     memcpy(d->addr, ri->remote_addr, n + 1);
-    d->due_ms = mono_ms() + timeout_ms;
+    d->due_ms = conn_now_ms() + timeout_ms;
     pthread_mutex_lock(&mu);
     d->next = head;
     if (head) head->prev = d;
