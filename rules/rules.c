@@ -228,6 +228,12 @@ typedef struct {
     enum from_source src; /* where `from` came from */
 } move;
 
+/* Index in p of the event's own from_stage, -1 if absent or not a stage of p. */
+static int event_from_index(const cfg_pipeline *p, const dg_event *e)
+{
+    return is_empty(e->from_stage) ? -1 : cfg_stage_index(p, e->from_stage);
+}
+
 /* Resolves e's stages in p. `last_stage` is the deal's last stage from the log or NULL.
  * A from stage that is a lost stage counts as before every stage: a deal reopened from
  * Closed Lost passes the gate again. */
@@ -239,7 +245,7 @@ static void move_resolve(move *m, const struct cfg *c, const dg_event *e, const 
     m->e = e;
     m->p = p;
     m->to = is_empty(e->to_stage) ? -1 : cfg_stage_index(p, e->to_stage);
-    m->from_event = is_empty(e->from_stage) ? -1 : cfg_stage_index(p, e->from_stage);
+    m->from_event = event_from_index(p, e);
     m->from_log = is_empty(last_stage) ? -1 : cfg_stage_index(p, last_stage);
     if (m->from_event >= 0) {
         m->src = FROM_EVENT;
@@ -321,8 +327,8 @@ int rules_needs_last_stage(const struct cfg *c, const dg_event *e)
 {
     if (!c || !e) return 1;
     const cfg_pipeline *p = find_pipeline(c, e->pipeline);
-    if (!p) return 0; /* rules_decide refuses the unknown pipeline */
-    return is_empty(e->from_stage) || cfg_stage_index(p, e->from_stage) < 0;
+    if (!p) return 0;                  /* rules_decide refuses the unknown pipeline */
+    return event_from_index(p, e) < 0; /* move_resolve then takes the log's */
 }
 
 int rules_needs_retry_since(const struct cfg *c, const dg_facts *f, const char *const *clouds,
