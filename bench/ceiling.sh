@@ -28,6 +28,8 @@ BIN=build-ceiling/dealgate
 P=$(bench_free_port)
 ./build-ceiling/bench/bare_server "$P" 64 &
 bench_wait_healthz "$P"
+# the bare rounds send the Authorization header the dealgate runs send (bench_gate_setup
+# exports the token only in the subshells of those runs)
 export DG_BENCH_TOKEN=bench-token-0123456789abcdef
 STAGES="log-off commit row row-event full"
 
@@ -43,8 +45,7 @@ stage_run() { # stage -> bench_gate_run's line
 }
 
 for r in $(seq "$ROUNDS"); do
-  read -r brps bp99 _ < <(wrk -t2 -c64 -d"${DUR}s" --latency -s bench/gate.lua \
-    "http://127.0.0.1:$P" 2>&1 | bench_wrk_summary)
+  read -r brps bp99 _ < <(bench_wrk "$P" "$DUR")
   echo "$brps $bp99" >> "$work/bare"
   echo "round $r: bare $brps req/s, p99 $bp99 ms"
   for s in $STAGES; do

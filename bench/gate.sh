@@ -28,19 +28,12 @@ DG_PID=$!
 BARE_PID=$!
 for p in $P1 $P2; do bench_wait_healthz "$p"; done
 
-run_wrk() { # port -> "rps p99_ms non2xx requests wrk_cpu_s"
-  local cpu
-  cpu=$( { TIMEFORMAT='%3U %3S'; time wrk -t2 -c$CONNS -d"${DUR}s" --latency -s bench/gate.lua \
-    "http://127.0.0.1:$1" > "$work/wrk.out" 2>&1; } 2>&1 )
-  echo "$(bench_wrk_summary < "$work/wrk.out") $(echo "$cpu" | awk '{print $1 + $2}')"
-}
-
 : > "$work/dg"; : > "$work/bare"; : > "$work/ratio"
 for r in $(seq "$ROUNDS"); do
   b0=$(bench_thread_cpu "$BARE_PID" .)
-  read -r brps bp99 _ breq _ < <(run_wrk "$P2")
+  read -r brps bp99 _ breq _ < <(bench_wrk "$P2" "$DUR" "$CONNS")
   b1=$(bench_thread_cpu "$BARE_PID" .)
-  read -r drps dp99 dnon dreq dwrk < <(run_wrk "$P1")
+  read -r drps dp99 dnon dreq dwrk < <(bench_wrk "$P1" "$DUR" "$CONNS")
   echo "$brps $bp99 $breq $(awk -v a="$b0" -v b="$b1" 'BEGIN {print b - a}')" >> "$work/bare"
   echo "$drps $dp99 $dnon $dreq $dwrk" >> "$work/dg"
   awk -v d="$drps" -v b="$brps" 'BEGIN {printf "%.3f\n", d/b}' >> "$work/ratio"

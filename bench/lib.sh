@@ -89,9 +89,21 @@ bench_wrk_summary() {
        END {printf "%s %s %s %s\n", rps, p99, (non2xx==""?0:non2xx), (n==""?0:n)}'
 }
 
+# bench_wrk PORT SECONDS [CONNECTIONS]: bench/gate.lua's load (2 wrk threads, 64 connections
+# unless given) on 127.0.0.1:PORT for SECONDS; prints bench_wrk_summary's fields and wrk's
+# own CPU seconds (user + system): "req/s p99_ms non2xx requests wrk_cpu_s".
+bench_wrk() {
+  local out cpu
+  out=$(mktemp)
+  cpu=$( { TIMEFORMAT='%3U %3S'; time wrk -t2 -c"${3:-64}" -d"$2s" --latency -s bench/gate.lua \
+    "http://127.0.0.1:$1" > "$out" 2>&1; } 2>&1 )
+  echo "$(bench_wrk_summary < "$out") $(echo "$cpu" | awk '{print $1 + $2}')"
+  rm -f "$out"
+}
+
 # bench_gate_run WORKDIR BINARY SECONDS [NAME=VALUE ...]: starts BINARY serve on a fresh log
 # under WORKDIR with bench_gate_setup's configuration (the NAME=VALUE pairs in its
-# environment), drives it with wrk for SECONDS as gate.sh does, stops it and prints
+# environment), drives it with bench_wrk for SECONDS, stops it and prints
 # "req/s p99_ms peak_rss_kB requests non2xx CPU-split". With BENCH_PREP_SQL set, the service is
 # started once to create its schema and stopped, and the SQL run on the log before the
 # measured start.
@@ -111,8 +123,7 @@ bench_gate_run() {
   env "${@:4}" "$2" serve -c "$dir/bench.ini" 2>"$dir/dealgate.log" &
   pid=$!
   bench_wait_healthz "$port"
-  read -r rps p99 non2xx req < <(wrk -t2 -c64 -d"$3s" --latency -s bench/gate.lua \
-    "http://127.0.0.1:$port" 2>&1 | bench_wrk_summary)
+  read -r rps p99 non2xx req _ < <(bench_wrk "$port" "$3")
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   echo "$rps $p99 $rss $req $non2xx $(bench_cpu_split "$pid" "$req")"
   kill -TERM "$pid"
